@@ -1,0 +1,215 @@
+"""The ``nvp`` command.
+
+Subcommands take ``key=value`` overrides after their arguments (``crop.size=512``),
+``--config FILE`` for extra YAML layers, and ``--dry-run`` to print the resolved
+configuration and stop. Errors about inputs print one line naming the file and the
+problem, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from nvp import __version__
+from nvp.errors import InputError, NvpError
+
+log = logging.getLogger("nvp")
+
+
+def _split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate positional paths from ``key=value`` overrides (an existing path is a path)."""
+    paths, overrides = [], []
+    for it in items:
+        if "=" in it and not Path(it).exists():
+            overrides.append(it)
+        else:
+            paths.append(it)
+    return paths, overrides
+
+
+def _load(schema, default_yaml: str, args: argparse.Namespace, cli: list[str]):
+    from nvp.config import load, to_object, to_yaml
+
+    cfg = load(schema, default_yaml, *(args.config or []), cli=cli)
+    obj = to_object(cfg)
+    if args.dry_run:
+        print(to_yaml(cfg), end="")
+    return cfg, obj
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from nvp.config import PreprocessConfig, make_run_dir
+    from nvp.data.preprocess import preprocess, result_dict, results_table
+
+    paths, overrides = _split_overrides(args.inputs)
+    cfg, obj = _load(PreprocessConfig, "preprocess/default.yaml", args, overrides)
+    if args.dry_run:
+        return 0
+    if not paths:
+        raise InputError("no input video or folder given")
+    run = make_run_dir(args.out, "preprocess", cfg)
+    t0 = time.perf_counter()
+    results = preprocess(paths, args.out, obj)
+    print(results_table(results))
+    failed = [r for r in results if r.status == "failed"]
+    (run / "results.json").write_text(json.dumps([result_dict(r) for r in results], indent=2))
+    done = sum(r.status == "done" for r in results)
+    print(
+        f"{done} built, {sum(r.status == 'skipped' for r in results)} unchanged, "
+        f"{len(failed)} failed in {time.perf_counter() - t0:.1f} s; dataset: {args.out} "
+        f"(run log {run})"
+    )
+    return 1 if failed else 0
+
+
+def cmd_build_face_model(args: argparse.Namespace) -> int:
+    from nvp.config import FaceModelConfig, make_run_dir
+    from nvp.data.preprocess import refit_store
+    from nvp.data.store import FACE_MODEL_FILE, SequenceStore, find_stores, write_manifest
+    from nvp.tracking.basis import learn_basis
+    from nvp.tracking.face_model import FaceModel, template_face_model
+
+    dataset = Path(args.dataset)
+    extra, overrides = _split_overrides(args.overrides)
+    if extra:
+        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
+    cfg, obj = _load(FaceModelConfig, "face_model/default.yaml", args, overrides)
+    if args.dry_run:
+        return 0
+    if not dataset.is_dir():
+        raise InputError("dataset folder not found", path=dataset)
+    stores = [SequenceStore(p) for p in find_stores(dataset)]
+    if not stores:
+        raise InputError("no finished sequence stores (run `nvp preprocess` first)", path=dataset)
+    run = make_run_dir(dataset, "build-face-model", cfg)
+    start = template_face_model()
+    model, report = learn_basis(stores, start, obj)
+    for line in report.lines():
+        print(line)
+    path = model.save(dataset / FACE_MODEL_FILE)
+    (run / "report.json").write_text(json.dumps(model.info, indent=2))
+    print(f"face model {model.hash} (K = {model.n_components}) -> {path}")
+    for i, s in enumerate(stores):
+        if s.attrs.get("face_model", {}).get("hash") == model.hash:
+            print(f"  {s.name}: already fitted with this model")
+            continue
+        t0 = time.perf_counter()
+        refit_store(s.path, model, obj.tracking, obj.raster)
+        print(f"  {s.name}: refitted {s.n_frames} frames in {time.perf_counter() - t0:.1f} s")
+    write_manifest(dataset)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from nvp.data.inspect import contact_sheet, format_summary, summary
+    from nvp.data.store import SequenceStore
+
+    store = SequenceStore(args.store)
+    s = summary(store)
+    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    out = Path(args.sheet) if args.sheet else store.path.parent / f"{store.name}_sheet.png"
+    contact_sheet(store, out, n=args.frames)
+    print(f"contact sheet: {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nvp.config import PreprocessConfig, load, to_object
+    from nvp.data.inspect import contact_sheet, format_summary, summary
+    from nvp.data.preprocess import preprocess, results_table
+    from nvp.data.store import SequenceStore
+    from nvp.io.synthetic import make_talking_head
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    video = out / "talking_head.mp4"
+    if not video.exists():
+        print(f"generating the built-in talking-head clip -> {video}")
+        make_talking_head(video, seconds=args.seconds, size=args.size)
+    cfg = to_object(load(PreprocessConfig, "preprocess/default.yaml", cli=args.overrides))
+    results = preprocess([video], out / "dataset", cfg)
+    print(results_table(results))
+    if any(r.status == "failed" for r in results):
+        return 1
+    sub = argparse.Namespace(dataset=str(out / "dataset"), overrides=[], config=None,
+                             dry_run=False)
+    cmd_build_face_model(sub)
+    store = SequenceStore(results[0].store)
+    print(format_summary(summary(store)))
+    sheet = contact_sheet(store, out / "contact_sheet.png")
+    print(f"contact sheet: {sheet}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nvp", description="Neural Voice Puppetry: audio-driven facial reenactment."
+    )
+    p.add_argument("--version", action="version", version=f"nvp {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", action="append", metavar="YAML",
+                        help="extra YAML config layered over the defaults (repeatable)")
+        sp.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and exit")
+
+    sp = sub.add_parser("preprocess", help="videos -> sequence stores",
+                        description="Preprocess talking-head videos into sequence stores.")
+    sp.add_argument("inputs", nargs="*", metavar="INPUT|key=value",
+                    help="video files or folders of videos, then key=value overrides")
+    sp.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder")
+    common(sp)
+    sp.set_defaults(func=cmd_preprocess)
+
+    sp = sub.add_parser("build-face-model", help="learn the expression basis over a dataset")
+    sp.add_argument("dataset", metavar="DATASET_DIR")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    common(sp)
+    sp.set_defaults(func=cmd_build_face_model)
+
+    sp = sub.add_parser("inspect", help="summary and contact sheet of a store")
+    sp.add_argument("store", metavar="STORE")
+    sp.add_argument("--sheet", metavar="PNG", help="contact sheet path (default beside the store)")
+    sp.add_argument("--frames", type=int, default=8, help="frames on the contact sheet")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(func=cmd_inspect)
+
+    sp = sub.add_parser("demo", help="run the pipeline on a clip nvp generates itself")
+    sp.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    sp.add_argument("--seconds", type=float, default=4.0, help="length of the generated clip")
+    sp.add_argument("--size", type=int, default=256, help="side of the generated clip, px")
+    sp.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="preprocessing overrides")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except NvpError as exc:
+        print(f"nvp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nvp {args.command}: interrupted; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
