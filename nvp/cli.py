@@ -195,7 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    # Positionals after an option (`INPUT --out DIR key=value`) arrive here: keep them.
+    bad = [r for r in rest if r.startswith("-")]
+    target = "inputs" if hasattr(args, "inputs") else "overrides"
+    if bad or (rest and not hasattr(args, target)):
+        parser.error(f"unrecognized arguments: {' '.join(bad or rest)}")
+    if rest:
+        setattr(args, target, [*getattr(args, target), *rest])
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

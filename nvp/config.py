@@ -227,12 +227,25 @@ def load(
         except OmegaConfBaseException as exc:
             raise ConfigError(f"cannot parse command-line overrides: {exc}") from exc
     for source, layer in layers:
+        _check_keys(cfg, layer, source)
         try:
             cfg = OmegaConf.merge(cfg, layer)
         except OmegaConfBaseException as exc:
             raise _explain(exc, source) from exc
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def _check_keys(cfg: DictConfig, layer: DictConfig, source: str) -> None:
+    """Raise a ConfigError naming the full dotted key of the first key the schema lacks."""
+    missing = object()
+    for key in dotlist_keys(layer):
+        if OmegaConf.select(cfg, key, default=missing) is missing:
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+            known = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            hint = f"; keys here: {', '.join(map(str, known))}" if known else ""
+            raise ConfigError(f"unknown config key '{key}' (from {source}){hint}")
 
 
 def to_object(cfg: DictConfig) -> Any:
