@@ -74,7 +74,7 @@ def cmd_build_face_model(args: argparse.Namespace) -> int:
     from nvp.data.preprocess import refit_store
     from nvp.data.store import FACE_MODEL_FILE, SequenceStore, find_stores, write_manifest
     from nvp.tracking.basis import learn_basis
-    from nvp.tracking.face_model import FaceModel, template_face_model
+    from nvp.tracking.face_model import template_face_model
 
     dataset = Path(args.dataset)
     extra, overrides = _split_overrides(args.overrides)
@@ -96,7 +96,7 @@ def cmd_build_face_model(args: argparse.Namespace) -> int:
     path = model.save(dataset / FACE_MODEL_FILE)
     (run / "report.json").write_text(json.dumps(model.info, indent=2))
     print(f"face model {model.hash} (K = {model.n_components}) -> {path}")
-    for i, s in enumerate(stores):
+    for s in stores:
         if s.attrs.get("face_model", {}).get("hash") == model.hash:
             print(f"  {s.name}: already fitted with this model")
             continue
@@ -138,8 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(results_table(results))
     if any(r.status == "failed" for r in results):
         return 1
-    sub = argparse.Namespace(dataset=str(out / "dataset"), overrides=[], config=None,
-                             dry_run=False)
+    sub = argparse.Namespace(dataset=str(out / "dataset"), overrides=[], config=None, dry_run=False)
     cmd_build_face_model(sub)
     store = SequenceStore(results[0].store)
     print(format_summary(summary(store)))
@@ -157,15 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", action="append", metavar="YAML",
-                        help="extra YAML config layered over the defaults (repeatable)")
-        sp.add_argument("--dry-run", action="store_true",
-                        help="print the resolved config and exit")
+        sp.add_argument(
+            "--config",
+            action="append",
+            metavar="YAML",
+            help="extra YAML config layered over the defaults (repeatable)",
+        )
+        sp.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
-    sp = sub.add_parser("preprocess", help="videos -> sequence stores",
-                        description="Preprocess talking-head videos into sequence stores.")
-    sp.add_argument("inputs", nargs="*", metavar="INPUT|key=value",
-                    help="video files or folders of videos, then key=value overrides")
+    sp = sub.add_parser(
+        "preprocess",
+        help="videos -> sequence stores",
+        description="Preprocess talking-head videos into sequence stores.",
+    )
+    sp.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT|key=value",
+        help="video files or folders of videos, then key=value overrides",
+    )
     sp.add_argument("--out", required=True, metavar="DATASET_DIR", help="dataset folder")
     common(sp)
     sp.set_defaults(func=cmd_preprocess)
@@ -187,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     sp.add_argument("--seconds", type=float, default=4.0, help="length of the generated clip")
     sp.add_argument("--size", type=int, default=256, help="side of the generated clip, px")
-    sp.add_argument("overrides", nargs="*", metavar="key=value",
-                    help="preprocessing overrides")
+    sp.add_argument("overrides", nargs="*", metavar="key=value", help="preprocessing overrides")
     sp.set_defaults(func=cmd_demo)
     return p
 
@@ -214,8 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nvp {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"nvp {args.command}: interrupted; rerun the same command to resume",
-              file=sys.stderr)
+        print(f"nvp {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -182,8 +182,10 @@ def _yaml(path: str | Path) -> DictConfig:
 def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
     key = getattr(exc, "full_key", None)
     msg = str(exc).splitlines()[0]
-    if "not in struct" in msg or "Key '" in msg and "not in" in msg:
-        return ConfigError(f"unknown config key '{key}' (from {source}); see --dry-run for all keys")
+    if "not in struct" in msg or ("Key '" in msg and "not in" in msg):
+        return ConfigError(
+            f"unknown config key '{key}' (from {source}); see --dry-run for all keys"
+        )
     return ConfigError(f"invalid value for '{key}' (from {source}): {msg}")
 
 

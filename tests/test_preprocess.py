@@ -32,8 +32,13 @@ class TestConfig:
     def test_layers(self, tmp_path):
         y = tmp_path / "x.yaml"
         y.write_text("crop:\n  size: 128\nfps: 30\n")
-        cfg = load(PreprocessConfig, "preprocess/default.yaml", y, overrides={"fps": 20},
-                   cli=["crop.mode=track"])
+        cfg = load(
+            PreprocessConfig,
+            "preprocess/default.yaml",
+            y,
+            overrides={"fps": 20},
+            cli=["crop.mode=track"],
+        )
         assert cfg.crop.size == 128 and cfg.fps == 20 and cfg.crop.mode == "track"
 
     def test_unknown_key_named(self):
@@ -47,9 +52,9 @@ class TestConfig:
             load(PreprocessConfig, y)
 
     def test_bad_value_and_literal(self):
-        with pytest.raises(ConfigError, match="crop.size"):
+        with pytest.raises(ConfigError, match=r"crop\.size"):
             load(PreprocessConfig, cli=["crop.size=big"])
-        with pytest.raises(ConfigError, match="crop.mode"):
+        with pytest.raises(ConfigError, match=r"crop\.mode"):
             load(PreprocessConfig, cli=["crop.mode=wobbly"])
 
     def test_bad_dotlist(self):
@@ -139,7 +144,7 @@ class TestPreprocessStore:
         assert lm[:, :2].min() > 0 and lm[:, :2].max() < size
         manifest = json.loads((tiny_dataset / MANIFEST).read_text())
         assert manifest["sequences"][0]["frames"] == n
-        assert (list(tiny_dataset.glob("runs/preprocess-*/config.yaml")))
+        assert list(tiny_dataset.glob("runs/preprocess-*/config.yaml"))
 
     def test_landmarks_match_a_fresh_detection_on_the_crop(self, tiny_dataset):
         st = SequenceStore(find_stores(tiny_dataset)[0])
@@ -151,8 +156,9 @@ class TestPreprocessStore:
         # a couple of pixels (different input resolution)
         assert np.median(np.linalg.norm(fresh[:, :2] - stored[:, :2], axis=1)) < 2.0
 
-    def test_rerun_skips_and_setting_change_rebuilds(self, tiny_dataset, talking_head,
-                                                      tiny_overrides, tmp_path):
+    def test_rerun_skips_and_setting_change_rebuilds(
+        self, tiny_dataset, talking_head, tiny_overrides, tmp_path
+    ):
         out = tmp_path / "copy"
         shutil.copytree(tiny_dataset, out)
         cfg = _cfg(*tiny_overrides)
@@ -163,8 +169,9 @@ class TestPreprocessStore:
         assert r2.status == "done"
         assert SequenceStore(r2.store)["audio_features"].shape[-1] == 39
 
-    def test_failure_leaves_no_finished_store_and_resumes(self, talking_head, tiny_overrides,
-                                                          tmp_path, monkeypatch):
+    def test_failure_leaves_no_finished_store_and_resumes(
+        self, talking_head, tiny_overrides, tmp_path, monkeypatch
+    ):
         import nvp.data.preprocess as pp
 
         def boom(*a, **k):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -42,7 +43,7 @@ def template() -> FaceModel:
 
 class TestTopology:
     def test_closed_disk(self):
-        tris, labels = topology.face_mesh()
+        tris, _labels = topology.face_mesh()
         assert tris.shape == (898, 3)
         edges = Counter()
         for a, b, c in tris.tolist():
@@ -59,9 +60,13 @@ class TestTopology:
         from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 
         edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
-        for chain in (topology.MOUTH_UPPER, topology.MOUTH_LOWER, topology.LEFT_EYE_UPPER,
-                      topology.RIGHT_EYE_LOWER):
-            for a, b in zip(chain[:-1], chain[1:]):
+        for chain in (
+            topology.MOUTH_UPPER,
+            topology.MOUTH_LOWER,
+            topology.LEFT_EYE_UPPER,
+            topology.RIGHT_EYE_LOWER,
+        ):
+            for a, b in itertools.pairwise(chain):
                 assert tuple(sorted((a, b))) in edges
 
     def test_mouth_labels_cover_lips_not_cheeks(self):
@@ -91,8 +96,9 @@ class TestFaceModel:
         assert template.mean[4, 2] < template.mean[:, 2].mean()
 
     def test_save_load_roundtrip(self, template, tmp_path):
-        m = model_from_mean(template.mean, np.eye(1404, 3).reshape(468, 3, 3), frontal=True,
-                            name="t")
+        m = model_from_mean(
+            template.mean, np.eye(1404, 3).reshape(468, 3, 3), frontal=True, name="t"
+        )
         p = m.save(tmp_path / "m.npz")
         m2 = FaceModel.load(p)
         assert m2.hash == m.hash and m2.n_components == 3
@@ -134,7 +140,7 @@ class TestRigidFit:
     def test_params_roundtrip_and_inverse(self, template):
         rng = np.random.default_rng(1)
         pose = pose_to_params(*_random_pose(4, rng))
-        s, R, t = params_to_pose(pose)
+        _s, R, _t = params_to_pose(pose)
         assert np.allclose(np.linalg.det(R), 1)
         shapes = np.repeat(template.mean[None], 4, 0)
         back = align(apply_pose(shapes, pose), pose)
@@ -163,7 +169,7 @@ class TestExpression:
         e = rng.normal(0, 2.0, (n, 4)).astype(np.float32)
         e[:8] = 0  # closed-mouth frames at zero expression define the identity
         # identity and expression leave the pose points alone, so the rigid fit is exact
-        pts = list(topology.EYE_CORNERS) + [133, 362, 168, 6, 197, 195, 5]
+        pts = [*list(topology.EYE_CORNERS), 133, 362, 168, 6, 197, 195, 5]
         identity = model.mean + rng.normal(0, 0.5, model.mean.shape).astype(np.float32)
         identity[pts] = model.mean[pts]
         basis = model.basis.copy()
@@ -173,8 +179,9 @@ class TestExpression:
         shapes = model.expression_vertices(identity, e)
         pose = pose_to_params(*_random_pose(n, rng))
         lm = apply_pose(shapes, pose)
-        fit = fit_sequence(lm, np.zeros(n, np.uint8), model, points=pts, pose_sigma=0,
-                           closed_fraction=0.25)
+        fit = fit_sequence(
+            lm, np.zeros(n, np.uint8), model, points=pts, pose_sigma=0, closed_fraction=0.25
+        )
         np.testing.assert_allclose(fit.pose, pose, atol=1e-3)
         # The estimated identity is the mean of some frames' shapes, so the coefficients are
         # recovered up to one constant offset (that identity's own coefficients).
@@ -199,8 +206,9 @@ class TestExpression:
 
 class TestFillGaps:
     def test_interpolates_short_and_flags_long(self):
-        lm = [np.full((2, 3), float(i)) if i not in (3, 4, 8, 9, 10, 11) else None
-              for i in range(14)]
+        lm = [
+            np.full((2, 3), float(i)) if i not in (3, 4, 8, 9, 10, 11) else None for i in range(14)
+        ]
         lm[0] = None
         out, flags = fill_gaps(lm, max_gap=2)
         assert flags.tolist() == [2, 0, 0, 1, 1, 0, 0, 0, 2, 2, 2, 2, 0, 0]

@@ -28,7 +28,9 @@ def summary(store: SequenceStore) -> dict[str, Any]:
         "duration_s": round(store.n_frames / store.fps, 3),
         "size": store.size,
         "source": src.get("path"),
-        "source_resolution": f"{src.get('width')}x{src.get('height')} @ {src.get('fps', 0):.3g} fps",
+        "source_resolution": (
+            f"{src.get('width')}x{src.get('height')} @ {src.get('fps', 0):.3g} fps"
+        ),
         "face_model": f"{fm.get('name')} {fm.get('hash')} (K = {fm.get('n_components')})",
         "features": f"{feats.get('name')} window {tuple(store['audio_features'].shape[1:])}"
         f" stride {feats.get('stride')}",
@@ -37,7 +39,7 @@ def summary(store: SequenceStore) -> dict[str, Any]:
         "frames_missing": int((flags == FACE_MISSING).sum()),
         "splits": a.get("splits"),
         "audio_s": round(store["audio"].shape[0] / a.get("sample_rate", 16000), 3),
-        "arrays": {k: f"{tuple(store[k].shape)} {store[k].dtype}" for k in store.keys()},
+        "arrays": {k: f"{tuple(store[k].shape)} {store[k].dtype}" for k in store},
     }
 
 
@@ -52,7 +54,9 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def uv_overlay(frame: np.ndarray, uv: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def uv_overlay(
+    frame: np.ndarray, uv: np.ndarray, mask: np.ndarray, alpha: float = 0.5
+) -> np.ndarray:
     """Frame (H, W, 3) uint8 with the UV map blended in where ``mask > 0`` (u red, v green),
     a checker pattern of the texture space to show its continuity, and the mouth in blue."""
     out = frame.astype(np.float32)

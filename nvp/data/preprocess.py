@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 import traceback
@@ -36,7 +35,6 @@ from omegaconf import OmegaConf
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
-from nvp import __version__
 from nvp.config import PreprocessConfig, RasterConfig, TrackingConfig
 from nvp.data.store import (
     FACE_MODEL_FILE,
@@ -356,8 +354,9 @@ def preprocess_video(
                 min_detection_confidence=cfg.landmarks.min_detection_confidence,
                 min_tracking_confidence=cfg.landmarks.min_tracking_confidence,
             ) as det:
-                bar = tqdm(total=n, desc=f"{name}: landmarks", unit="frame", position=position,
-                           leave=False)
+                bar = tqdm(
+                    total=n, desc=f"{name}: landmarks", unit="frame", position=position, leave=False
+                )
                 it = iter_frames(src, cfg.fps)
                 while True:
                     td = time.perf_counter()
@@ -408,8 +407,7 @@ def preprocess_video(
             arr = w.create("frames", (n, size, size, 3), np.uint8)
             blk = max(1, cfg.store.shard_frames)
             buf = np.empty((blk, size, size, 3), np.uint8)
-            bar = tqdm(total=n, desc=f"{name}: crops", unit="frame", position=position,
-                       leave=False)
+            bar = tqdm(total=n, desc=f"{name}: crops", unit="frame", position=position, leave=False)
             i = 0
             for i, _, frame in iter_frames(src, cfg.fps):
                 buf[i % blk] = cut_crop(frame, squares[i], size)
@@ -442,8 +440,17 @@ def preprocess_video(
         t0 = time.perf_counter()
         uv = w.create("uv", (n, size, size, 2), np.float16)
         mask = w.create("mask", (n, size, size), np.uint8)
-        rasterize_into(uv, mask, fit, model, size, cfg.raster, block=cfg.store.shard_frames,
-                       desc=f"{name}: raster", position=position)
+        rasterize_into(
+            uv,
+            mask,
+            fit,
+            model,
+            size,
+            cfg.raster,
+            block=cfg.store.shard_frames,
+            desc=f"{name}: raster",
+            position=position,
+        )
         timings["raster"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
 
@@ -477,8 +484,13 @@ def preprocess_video(
 
 
 def refit_store(
-    store_path: Path, model: FaceModel, tracking: TrackingConfig, raster: RasterConfig,
-    *, clevel: int = 3, position: int = 0,
+    store_path: Path,
+    model: FaceModel,
+    tracking: TrackingConfig,
+    raster: RasterConfig,
+    *,
+    clevel: int = 3,
+    position: int = 0,
 ) -> SequenceFit:
     """Recompute pose, identity, expression, UV maps and masks of a finished store for a new
     face model; every array is swapped in atomically and the store's ``face_model`` attribute is
@@ -490,16 +502,26 @@ def refit_store(
     g = store.group
     n, size = store.n_frames, store.size
     staged = {}
-    for name, data in (("pose", fit.pose), ("identity", fit.identity),
-                       ("expression", fit.expression)):
-        arr = create_array(g, f"_new_{name}", data.shape, data.dtype, clevel=clevel,
-                           chunk_frames=None if name == "identity" else 1)
+    for name, data in (
+        ("pose", fit.pose),
+        ("identity", fit.identity),
+        ("expression", fit.expression),
+    ):
+        arr = create_array(
+            g,
+            f"_new_{name}",
+            data.shape,
+            data.dtype,
+            clevel=clevel,
+            chunk_frames=None if name == "identity" else 1,
+        )
         arr[...] = data
         staged[name] = f"_new_{name}"
     uv = create_array(g, "_new_uv", (n, size, size, 2), np.float16, clevel=clevel)
     mask = create_array(g, "_new_mask", (n, size, size), np.uint8, clevel=clevel)
-    rasterize_into(uv, mask, fit, model, size, raster, desc=f"{store.name}: raster",
-                   position=position)
+    rasterize_into(
+        uv, mask, fit, model, size, raster, desc=f"{store.name}: raster", position=position
+    )
     staged["uv"], staged["mask"] = "_new_uv", "_new_mask"
     swap_in(store_path, staged, {"face_model": model_attrs(model)})
     return fit
@@ -517,16 +539,18 @@ def _worker(args: tuple) -> VideoResult:
     return _run_one(Path(src), name, Path(dataset), cfg, model, position)
 
 
-def _run_one(src: Path, name: str, dataset: Path, cfg: PreprocessConfig, model: FaceModel,
-             position: int) -> VideoResult:
+def _run_one(
+    src: Path, name: str, dataset: Path, cfg: PreprocessConfig, model: FaceModel, position: int
+) -> VideoResult:
     try:
         return preprocess_video(src, name, dataset, cfg, model, position=position)
     except NvpError as exc:
         return VideoResult(str(src), name, "failed", None, str(exc))
     except Exception as exc:  # a bug or an unexpected decoder failure: keep the details
         log.debug("%s", traceback.format_exc())
-        return VideoResult(str(src), name, "failed", None,
-                           f"{src}: unexpected error {type(exc).__name__}: {exc}")
+        return VideoResult(
+            str(src), name, "failed", None, f"{src}: unexpected error {type(exc).__name__}: {exc}"
+        )
 
 
 def preprocess(
@@ -553,8 +577,9 @@ def preprocess(
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
             futs = {
-                pool.submit(_worker, (str(s), nm, str(dataset), cfg_dict, model_path,
-                                      i % cfg.workers)): i
+                pool.submit(
+                    _worker, (str(s), nm, str(dataset), cfg_dict, model_path, i % cfg.workers)
+                ): i
                 for i, (s, nm) in enumerate(zip(paths, names))
             }
             by_index: dict[int, VideoResult] = {}

@@ -71,7 +71,9 @@ class SequenceStore:
         try:
             self.group = zarr.open_group(str(self.path), mode=mode, zarr_format=3)
         except Exception as exc:
-            raise InputError(f"not a readable zarr v3 sequence store ({exc})", path=self.path) from exc
+            raise InputError(
+                f"not a readable zarr v3 sequence store ({exc})", path=self.path
+            ) from exc
         if require_complete and not self.group.attrs.get("complete", False):
             raise InputError(
                 "store is incomplete (an interrupted or failed preprocessing run); "
@@ -107,6 +109,9 @@ class SequenceStore:
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
 
     def keys(self) -> list[str]:
         return sorted(self.group.array_keys())
@@ -222,7 +227,11 @@ def create_array(
     if chunk_frames is None or len(shape) == 0 or shape[0] == 0:
         chunks = tuple(max(1, s) for s in shape) or None
         return group.create_array(
-            name, shape=shape, dtype=dtype, chunks=chunks, compressors=_compressor(clevel),
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks,
+            compressors=_compressor(clevel),
             overwrite=True,
         )
     per_frame = int(np.prod(shape[1:])) if len(shape) > 1 else 1
@@ -305,17 +314,19 @@ def write_manifest(dataset: str | Path) -> Path:
     for p in find_stores(dataset):
         s = SequenceStore(p)
         a = s.attrs
-        seqs.append({
-            "name": s.name,
-            "store": p.name,
-            "frames": s.n_frames,
-            "fps": s.fps,
-            "size": s.size,
-            "source": a.get("source", {}).get("path"),
-            "face_model_hash": a.get("face_model", {}).get("hash"),
-            "features": a.get("features", {}).get("name"),
-            "splits": a.get("splits", {}),
-        })
+        seqs.append(
+            {
+                "name": s.name,
+                "store": p.name,
+                "frames": s.n_frames,
+                "fps": s.fps,
+                "size": s.size,
+                "source": a.get("source", {}).get("path"),
+                "face_model_hash": a.get("face_model", {}).get("hash"),
+                "features": a.get("features", {}).get("name"),
+                "splits": a.get("splits", {}),
+            }
+        )
     fm = dataset / FACE_MODEL_FILE
     manifest = {
         "format": "nvp-dataset",
@@ -330,8 +341,10 @@ def write_manifest(dataset: str | Path) -> Path:
 def read_manifest(dataset: str | Path) -> dict:
     path = Path(dataset) / MANIFEST
     if not path.is_file():
-        raise InputError("no dataset.json: not an nvp dataset folder (run `nvp preprocess` first)",
-                         path=Path(dataset))
+        raise InputError(
+            "no dataset.json: not an nvp dataset folder (run `nvp preprocess` first)",
+            path=Path(dataset),
+        )
     return json.loads(path.read_text())
 
 

@@ -1,4 +1,4 @@
-"""Learning the generic expression basis over a corpus of sequence stores (``nvp build-face-model``).
+"""The generic expression basis learned over a corpus of stores (``nvp build-face-model``).
 
 1. Reference shape: start from the current model's mean; per iteration, fit every
    frame's similarity on the stable points, estimate each sequence's identity
@@ -93,7 +93,9 @@ def learn_basis(
             pose = fit_pose(lm, tmp_model, pts, cfg.tracking.pose_smooth_sigma)
             aligned = align(lm, pose)
             ids.append(
-                estimate_identity(aligned, cfg.tracking.identity_closed_fraction, flags != FACE_MISSING)
+                estimate_identity(
+                    aligned, cfg.tracking.identity_closed_fraction, flags != FACE_MISSING
+                )
             )
         ref = normalize_shape(frontalize(np.mean(ids, axis=0)))
         tmp_model = model_from_mean(ref, frontal=True, name="reference")
@@ -124,9 +126,11 @@ def learn_basis(
     numerical = int((std >= cfg.min_relative_std * std[0]).sum()) if std[0] > 0 else 0
     # Largest per-vertex displacement std of each component, mm.
     vertex_std = std * np.linalg.norm(evecs.reshape(V, 3, -1), axis=1).max(0)
-    above_noise = int(np.flatnonzero(vertex_std >= cfg.min_vertex_std_mm).max() + 1) if (
-        vertex_std >= cfg.min_vertex_std_mm
-    ).any() else 0
+    above_noise = (
+        int(np.flatnonzero(vertex_std >= cfg.min_vertex_std_mm).max() + 1)
+        if (vertex_std >= cfg.min_vertex_std_mm).any()
+        else 0
+    )
     k = min(cfg.n_components, rank_limit, numerical, above_noise)
     if k == cfg.n_components:
         why = "as requested"
@@ -173,9 +177,9 @@ def learn_basis(
     return model, report
 
 
-def build_face_model(dataset: str | Path, cfg: FaceModelConfig, start: FaceModel) -> tuple[
-    FaceModel, BasisReport
-]:
+def build_face_model(
+    dataset: str | Path, cfg: FaceModelConfig, start: FaceModel
+) -> tuple[FaceModel, BasisReport]:
     """Learn a face model from every finished store of a dataset folder (does not write)."""
     from nvp.data.store import find_stores
 

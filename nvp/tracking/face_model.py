@@ -250,12 +250,14 @@ def frontalize(shape: np.ndarray) -> np.ndarray:
             q = p @ Rotation.from_euler("xy", [pitch, yaw], degrees=True).as_matrix().T
             folded = uv_fold_fraction(tris, uv_from_frontal(q))
             cost = (folded, abs(pitch) + abs(yaw))
-            if cost < best[:1] + (abs(best[1]) + abs(best[2]),):
+            if cost < (*best[:1], abs(best[1]) + abs(best[2])):
                 best = (folded, pitch, yaw)
     return p @ Rotation.from_euler("xy", best[1:], degrees=True).as_matrix().T
 
 
-def uv_from_frontal(frontal: np.ndarray, margin: float = 0.02, axis_depth: float = 80.0) -> np.ndarray:
+def uv_from_frontal(
+    frontal: np.ndarray, margin: float = 0.02, axis_depth: float = 80.0
+) -> np.ndarray:
     """Texture coordinates of a frontal (V, 3) mm shape: (V, 2) in [0, 1].
 
     A cylindrical projection around a vertical axis ``axis_depth`` mm behind
@@ -387,9 +389,9 @@ def template_face_model() -> FaceModel:
     and scaled to mm. It is the reference for the rigid fit until a corpus
     model is built with ``nvp build-face-model``; it has no expression basis.
     """
-    from nvp.tracking.landmarks import detect_image
-
     import matplotlib.cbook
+
+    from nvp.tracking.landmarks import detect_image
 
     path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     from PIL import Image

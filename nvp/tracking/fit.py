@@ -87,7 +87,7 @@ def smooth_pose(pose: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def align(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Image-space landmarks (N, V, 3) to model space with the frames' poses (N, 7): (N, V, 3) mm."""
+    """Image-space landmarks (N, V, 3) px to model space with the poses (N, 7): (N, V, 3) mm."""
     s, R, t = params_to_pose(pose)
     x = np.asarray(landmarks, np.float64) - t[:, None]
     return (np.einsum("nji,nvj->nvi", R, x) / s[:, None, None]).astype(np.float32)

@@ -14,6 +14,7 @@ Frame flags (``face_flag`` in the stores): :data:`FACE_DETECTED`,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -158,7 +159,7 @@ def fill_gaps(
     # Hold before the first and after the last detection.
     out[: idx[0]] = out[idx[0]]
     out[idx[-1] + 1 :] = out[idx[-1]]
-    for a, b in zip(idx[:-1], idx[1:]):
+    for a, b in itertools.pairwise(idx):
         gap = b - a - 1
         if gap == 0:
             continue
