@@ -288,3 +288,69 @@ class TestBadInput:
         p = make_talking_head(tmp_path / "short.mp4", seconds=0.4, size=96)
         msg = self._run(capsys, tmp_path, p)
         assert "short.mp4" in msg and "too short" in msg
+
+
+def _compose(src: Path, dst: Path, fn) -> Path:
+    """Re-encode ``src`` with every frame passed through ``fn(index, frame)``, audio kept."""
+    from nvp.io import iter_frames, load_audio, write_video
+
+    frames = [fn(i, f) for i, _, f in iter_frames(src, 25.0)]
+    return write_video(dst, frames, 25.0, audio=load_audio(src), sample_rate=16000)
+
+
+class TestFaceGaps:
+    def test_short_gap_interpolated_long_gap_missing(self, talking_head, tmp_path):
+        rng = np.random.default_rng(0)
+
+        def blank(i, f):
+            if i in (10, 11) or 30 <= i < 40:
+                return rng.integers(0, 255, f.shape, dtype=np.uint8)
+            return f
+
+        clip = _compose(talking_head, tmp_path / "gaps.mp4", blank)
+        cfg = _cfg("crop.size=64", "landmarks.max_gap=3", "min_seconds=0.5")
+        (r,) = preprocess([clip], tmp_path / "ds", cfg)
+        assert r.status == "done", r.message
+        flags = np.asarray(SequenceStore(r.store)["face_flag"][...])
+        assert flags[10] == 1 and flags[11] == 1  # interpolated
+        assert (flags[30:40] == 2).sum() >= 8  # too long: missing (tracking may bridge one)
+        assert (flags[:10] == 0).all()
+        cfg2 = _cfg("crop.size=64", "landmarks.min_face_fraction=0.95", "min_seconds=0.5")
+        (r2,) = preprocess([clip], tmp_path / "ds2", cfg2)
+        assert r2.status == "failed" and "found in only" in r2.message
+
+    def test_several_faces_takes_largest_with_warning(self, talking_head, tmp_path, caplog):
+        import cv2
+
+        def two(i, f):
+            small = cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2))
+            canvas = np.zeros((f.shape[0], f.shape[1] + small.shape[1], 3), np.uint8)
+            canvas[:, : f.shape[1]] = f
+            canvas[: small.shape[0], f.shape[1] :] = small
+            return canvas
+
+        clip = _compose(talking_head, tmp_path / "two.mp4", two)
+        with caplog.at_level("WARNING"):
+            (r,) = preprocess([clip], tmp_path / "ds", _cfg("crop.size=64", "min_seconds=0.5"))
+        assert r.status == "done", r.message
+        st = SequenceStore(r.store)
+        assert st.attrs["frames_with_several_faces"] > 0
+        assert "several faces" in caplog.text
+        # the crop follows the large face on the left
+        sq = np.asarray(st["crop"][0])
+        assert sq[0] + sq[2] / 2 < 160
+
+
+class TestParallel:
+    def test_two_workers(self, talking_head, tmp_path):
+        import shutil as sh
+
+        sh.copy(talking_head, tmp_path / "a.mp4")
+        sh.copy(talking_head, tmp_path / "b.mp4")
+        cfg = _cfg("crop.size=64", "workers=2", "min_seconds=0.5")
+        res = preprocess([tmp_path], tmp_path / "ds", cfg)
+        assert [r.status for r in res] == ["done", "done"]
+        a, b = (SequenceStore(r.store) for r in res)
+        np.testing.assert_array_equal(a["landmarks"][...], b["landmarks"][...])
+        manifest = json.loads((tmp_path / "ds" / MANIFEST).read_text())
+        assert [s["name"] for s in manifest["sequences"]] == ["a", "b"]

@@ -1,1 +1,0 @@
-"""nvp.metrics."""
