@@ -121,7 +121,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nvp.config import PreprocessConfig, load, to_object
+    from nvp.config import PreprocessConfig, load, make_run_dir, to_object
     from nvp.data.inspect import contact_sheet, format_summary, summary
     from nvp.data.preprocess import preprocess, results_table
     from nvp.data.store import SequenceStore
@@ -133,8 +133,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not video.exists():
         print(f"generating the built-in talking-head clip -> {video}")
         make_talking_head(video, seconds=args.seconds, size=args.size)
-    cfg = to_object(load(PreprocessConfig, "preprocess/default.yaml", cli=args.overrides))
-    results = preprocess([video], out / "dataset", cfg)
+    cfg = load(PreprocessConfig, "preprocess/default.yaml", cli=args.overrides)
+    run = make_run_dir(out, "demo", cfg)
+    results = preprocess([video], out / "dataset", to_object(cfg))
     print(results_table(results))
     if any(r.status == "failed" for r in results):
         return 1
@@ -143,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = SequenceStore(results[0].store)
     print(format_summary(summary(store)))
     sheet = contact_sheet(store, out / "contact_sheet.png")
-    print(f"contact sheet: {sheet}")
+    print(f"contact sheet: {sheet}\nrun directory: {run}")
     return 0
 
 
