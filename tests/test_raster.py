@@ -260,12 +260,28 @@ class TestRasterize:
         assert torch.equal(ref.bary, got.bary)
 
     def test_bary_differentiable(self):
-        verts, faces = grid_mesh(5, 5, 2.0, 2.0, 14.0, 14.0)
-        verts = verts[None].clone().requires_grad_(True)
-        uv = verts.detach()[0, :, :2] / 16.0
-        uv_map = interpolate(rasterize(verts, faces, (16, 16)), faces, uv)
-        uv_map[uv_map >= 0].sum().backward()
-        assert verts.grad is not None and torch.isfinite(verts.grad).all()
+        base, faces = grid_mesh(5, 5, 2.0, 2.0, 14.0, 14.0, jitter=0.3)
+        base = base[None]
+        g = torch.Generator().manual_seed(0)
+        weights = torch.randn(1, 16, 16, 3, generator=g)
+        step = torch.randn(base.shape, generator=g) * 1e-2
+        # Finite differences along a random direction, on pixels that keep their triangle.
+        ref = rasterize(base, faces, (16, 16))
+        plus = rasterize(base + step, faces, (16, 16))
+        minus = rasterize(base - step, faces, (16, 16))
+        same = (plus.face_idx == minus.face_idx) & (plus.face_idx == ref.face_idx) & ref.mask
+        assert same.sum() > 100
+        numeric = ((plus.bary - minus.bary) * weights)[same].sum() / 2
+        verts = base.clone().requires_grad_(True)
+        frags = rasterize(verts, faces, (16, 16))
+        (frags.bary * weights)[same].sum().backward()
+        assert torch.isfinite(verts.grad).all()
+        torch.testing.assert_close((verts.grad * step).sum(), numeric, atol=1e-3, rtol=1e-2)
+        # Gradients also flow through interpolate to the attributes.
+        uv = (base[0, :, :2] / 16.0).requires_grad_(True)
+        detached = Fragments(frags.face_idx, frags.bary.detach())
+        interpolate(detached, faces, uv).sum().backward()
+        assert uv.grad is not None and uv.grad.abs().sum() > 0
 
     def test_float64_and_int32_inputs(self):
         verts, faces = grid_mesh(5, 5, 2.0, 2.0, 14.0, 14.0)

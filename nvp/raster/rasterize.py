@@ -21,7 +21,8 @@ Coverage rules
   (all three barycentric coordinates ``>= 0``). Degenerate triangles (zero area) cover nothing.
   The winding order does not matter (no back-face culling).
 * Where several triangles cover a pixel, the one with the smallest interpolated depth wins
-  (z-buffer, float32 depth); exact depth ties go to the lowest face index.
+  (z-buffer, float32 depth); exact depth ties go to the lowest face index (so duplicated
+  triangles resolve deterministically).
 * The edge shared by two triangles is evaluated bit-identically by both, so a mesh without gaps
   is rasterized without holes: a pixel centre never falls "between" two adjacent triangles.
 * Barycentric coordinates are the 2D (screen-space, affine) ones of the pixel centre, in the
@@ -30,15 +31,19 @@ Coverage rules
 Algorithm (``backend="torch"``)
 -------------------------------
 Every triangle of every frame gets its pixel bounding box, clipped to the image; each pixel row
-of a box is further narrowed to the span the triangle can cover on that row (with a margin
-that is safe against float32 rounding). The candidate pixels of all spans are enumerated with
-``repeat_interleave`` (no padding to the largest triangle), their barycentric coordinates and
-depth are computed, and the z-buffer is resolved with ``scatter_reduce(..., "amin")`` on a packed
-int64 key (order-preserving bits of the float32 depth in the high bits, face index in the low
-bits) per pixel of the whole batch. The winners' barycentric coordinates are then recomputed per
-covered pixel; that last step is differentiable with respect to ``verts`` (the visibility
-decision is not). Candidates are processed in chunks so that a huge triangle cannot exhaust the
-memory.
+of a box is narrowed to the span the triangle can cover on that row (with a margin that is safe
+against float32 rounding), so the candidates are essentially the covered pixels. The candidates
+of all spans of the whole batch are enumerated with ``repeat_interleave`` (no padding to the
+largest triangle); for each one the three edge functions decide coverage and the depth is
+interpolated; the z-buffer is resolved with ``scatter_reduce(..., "amin")`` on a packed int64
+key per pixel of the batch (the bits of the positive, shifted float32 depth in the high bits,
+the triangle row, i.e. the face, in the low bits). The winners' barycentric coordinates are then
+recomputed per covered pixel with the same float32 operations; that last step is differentiable
+with respect to ``verts`` (the visibility decision is not). Candidates are processed in chunks,
+so a huge triangle cannot exhaust the memory.
+
+Depth ties are decided on float32 values: two triangles whose interpolated depths differ by less
+than about 1e-7 of the depth range of the batch may be ordered either way.
 
 ``backend="pytorch3d"`` calls ``pytorch3d.renderer.mesh.rasterize_meshes`` instead (optional
 dependency, typically faster on GPU); PyTorch3D counts pixel centres on an edge as outside, so
@@ -75,12 +80,21 @@ _DEGENERATE_AREA2 = 1e-12
 _SPAN_REL_MARGIN = 1e-6
 # Absolute margin (px) added to the bounding boxes for the same reason.
 _BBOX_MARGIN = 1e-3
-# Maximum number of candidate pixels processed at once (bounds the peak memory).
-_MAX_CANDIDATES = 1 << 22
+# Candidate pixels processed at once (whole rows, so up to W more): bounds the peak memory. On
+# the CPU small chunks keep the temporaries cached and reused; on a GPU large chunks avoid kernel
+# launches. Must stay below 2**22 so that the float32 column arithmetic is exact.
+_MAX_CANDIDATES = 1 << 16
+_MAX_CANDIDATES_GPU = 1 << 22
+
+
+def _chunk_size(device: torch.device) -> int:
+    return _MAX_CANDIDATES if device.type == "cpu" else _MAX_CANDIDATES_GPU
+
+
 _INT64_MAX = torch.iinfo(torch.int64).max
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fragments:
     """Per-pixel result of rasterization.
 
@@ -170,7 +184,9 @@ _OX, _OY, _DX, _DY, _COEF, _Z = (slice(3 * k, 3 * k + 3) for k in range(6))
 # Rows of the candidate table: edge origin x (3), edge direction y and t = (py - oy) * dx, both
 # multiplied by the sign of the barycentric coefficient (3 + 3), depth slope and offset along
 # the row (1 + 1).
-_C_OX, _C_DY, _C_T, _C_ZA, _C_ZB = slice(0, 3), slice(3, 6), slice(6, 9), 9, 10
+_C_OX, _C_DY, _C_T, _C_ZA, _C_ZB, _C_PX = slice(0, 3), slice(3, 6), slice(6, 9), 9, 10, 11
+# float32 bits of +inf: keys at or above (_INF_BITS << rbits) mean "not covered".
+_INF_BITS = 0x7F800000
 
 
 def _triangle_table(verts: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -205,13 +221,6 @@ def _triangle_table(verts: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tenso
     coef = sign / safe_area2[..., None]
     table = torch.cat([ox, oy, dx, dy, coef, z], -1).reshape(-1, 18).t().contiguous()
     return table, tri[..., :2].reshape(-1, 3, 2), valid.reshape(-1)
-
-
-def _sortable_depth_bits(z: Tensor) -> Tensor:
-    """int64 in ``[0, 2**32)`` with the same order as the float32 ``z`` (-0.0 == +0.0)."""
-    zi = (z + 0.0).view(torch.int32)
-    zi = torch.where(zi < 0, zi ^ 0x7FFFFFFF, zi)
-    return zi.long() + (1 << 31)
 
 
 def _row_spans(rows: Tensor, t: Tensor, width: int) -> tuple[Tensor, Tensor]:
@@ -282,21 +291,25 @@ def _rasterize_torch(verts: Tensor, faces: Tensor, size: tuple[int, int]) -> Fra
         row_len = (row_jr - row_jl + 1).clamp_(min=0)
         row_base = torch.div(row_tri, f, rounding_mode="floor") * hw + row_i * w
         # Candidate table: sign(coef) * e_k >= 0 is the inside test (a sign flip is exact, so the
-        # test equals w_k >= 0); the depth is affine along the row: z = za * px + zb.
+        # test equals w_k >= 0); the depth is affine along the row, z = za * px + zb, shifted to
+        # be >= 1 so that the float32 bits sort like the values.
         sign = torch.sign(rows[_COEF])
         zc = (rows[_COEF] * rows[_Z]).double()  # z = sum_k zc_k * e_k
         dy64 = rows[_DY].double()
         za = (zc * dy64).sum(0)
         zb = -(zc * (rows[_OX].double() * dy64 + t.double())).sum(0)
+        zb = zb + (1.0 - rows[_Z].amin().double())
         cand = torch.cat(
             [rows[_OX], sign * rows[_DY], sign * t, za.float()[None], zb.float()[None]], 0
         )  # (11, R)
+        rbits = max(1, (num_rows - 1).bit_length())
+        if rbits > 31:
+            raise ValueError("too many triangle rows to rasterize at once; split the batch")
         buf = torch.full((b * hw,), _INT64_MAX, dtype=torch.int64, device=device)
-        _zbuffer_rows(buf, cand, row_base, row_jl, row_len)
+        _zbuffer_rows(buf, cand, row_base, row_jl, row_len, rbits)
 
         # Decode the winners: the key's low bits are the row, rows are sorted by face.
-        covered = (buf != _INT64_MAX).nonzero().squeeze(1)
-        rbits = max(1, (num_rows - 1).bit_length())
+        covered = (buf < (_INF_BITS << rbits)).nonzero().squeeze(1)
         win_row = buf.index_select(0, covered) & ((1 << rbits) - 1)
         win_tri = row_tri.index_select(0, win_row)
         win_face = win_tri - torch.div(win_tri, f, rounding_mode="floor") * f
@@ -305,52 +318,65 @@ def _rasterize_torch(verts: Tensor, faces: Tensor, size: tuple[int, int]) -> Fra
         py = row_py.index_select(0, win_row)
 
     # Barycentrics of the winners, recomputed with the same float32 operations as the edge test
-    # (so they are >= 0), from the table that carries gradients to verts.
-    g = table.index_select(1, win_tri)
-    t = (py - g[_OY]) * g[_DX]
-    wts = ((px - g[_OX]) * g[_DY] - t) * g[_COEF]
-    bary.index_copy_(0, covered, wts.t())
+    # (so they are >= 0), from the table that carries gradients to verts; in chunks, like the
+    # candidates.
+    table = table[: _Z.start]
+    chunk = _chunk_size(device)
+    for a in range(0, covered.numel(), chunk):
+        sl = slice(a, a + chunk)
+        g = table.index_select(1, win_tri[sl])
+        t = (py[sl] - g[_OY]) * g[_DX]
+        wts = ((px[sl] - g[_OX]) * g[_DY] - t) * g[_COEF]
+        bary.index_copy_(0, covered[sl], wts.t())
     return Fragments(face_idx.view(b, h, w), bary.view(b, h, w, 3))
 
 
 def _zbuffer_rows(
-    buf: Tensor, cand: Tensor, row_base: Tensor, row_jl: Tensor, row_len: Tensor
+    buf: Tensor, cand: Tensor, row_base: Tensor, row_jl: Tensor, row_len: Tensor, rbits: int
 ) -> None:
     """Scatter-min the packed (depth, row) keys of the candidate pixels of all rows into buf.
 
-    The key holds the order-preserving bits of the float32 depth above the row index; rows are
-    sorted by (frame, face), so equal depths resolve to the lowest face index.
+    The key holds the float32 bits of the (positive) depth above the row index; for positive
+    floats the bit pattern has the order of the value, and rows are sorted by (frame, face), so
+    equal depths resolve to the lowest face index. Candidates outside their triangle get the
+    depth +inf. Candidates are processed in chunks of about :func:`_chunk_size` (whole rows).
     """
     device = buf.device
     num_rows = row_len.numel()
-    rbits = max(1, (num_rows - 1).bit_length())
-    if rbits > 31:
-        raise ValueError("too many triangle rows to rasterize at once; split the batch")
     ends = torch.cumsum(row_len, 0)
     total = int(ends[-1])
-    # Chunk boundaries at row granularity (a row holds at most W candidates).
     bounds = [0, num_rows]
-    if total > _MAX_CANDIDATES:
-        steps = torch.arange(_MAX_CANDIDATES, total, _MAX_CANDIDATES, device=device)
+    chunk = _chunk_size(device)
+    if total > chunk:
+        steps = torch.arange(chunk, total, chunk, device=device)
         cuts = torch.searchsorted(ends, steps, right=True).tolist()
         bounds = [0, *sorted(set(cuts) - {0, num_rows}), num_rows]
+    # Position of each row's first candidate within its chunk, then per-row offsets turning the
+    # position of a candidate into its column (float, exact below 2**23) and its flat pixel.
+    first = ends - row_len
+    sizes = torch.tensor(bounds, device=device).diff()
+    chunk_start = torch.cat([first.new_zeros(1), ends[[r - 1 for r in bounds[1:-1]]]])
+    first = first - torch.repeat_interleave(chunk_start, sizes, output_size=num_rows)
+    px_offset = (row_jl - first).float() + 0.5
+    pix_offset = row_base + row_jl - first
+    cand = torch.cat([cand, px_offset[None]], 0)  # (12, R)
     ends_list = [0, *ends[[r - 1 for r in bounds[1:]]].tolist()]
+    longest = max(b - a for a, b in itertools.pairwise(ends_list))
+    pos_f = torch.arange(longest, device=device, dtype=torch.float32)
+    pos_i = torch.arange(longest, device=device)
     for k, (r0, r1) in enumerate(itertools.pairwise(bounds)):
         n = int(ends_list[k + 1] - ends_list[k])
         if n == 0:
             continue
-        lens = row_len[r0:r1]
-        local = torch.repeat_interleave(torch.arange(r1 - r0, device=device), lens, output_size=n)
-        first = torch.cumsum(lens, 0) - lens  # chunk-local index of each row's first candidate
-        col = torch.arange(n, device=device) + (row_jl[r0:r1] - first).index_select(0, local)
-        rows = local + r0
-        pix = col + row_base.index_select(0, rows)
-        c = cand.index_select(1, rows)  # (11, n)
-        px = col.float() + 0.5
+        rows = torch.arange(r0, r1, device=device)
+        rows = torch.repeat_interleave(rows, row_len[r0:r1], output_size=n)
+        c = cand.index_select(1, rows)  # (12, n)
+        px = pos_f[:n] + c[_C_PX]
         e = (px - c[_C_OX]) * c[_C_DY] - c[_C_T]  # sign(coef) * e, exactly
         depth = c[_C_ZA] * px + c[_C_ZB]
-        key = (_sortable_depth_bits(depth) << rbits) | rows
-        key = torch.where(e.amin(0) >= 0, key, _INT64_MAX)
+        depth = torch.where(e.amin(0) >= 0, depth, float("inf"))
+        key = (depth.view(torch.int32).long() << rbits) | rows
+        pix = pos_i[:n] + pix_offset.index_select(0, rows)
         buf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
 
 
@@ -381,7 +407,7 @@ def _rasterize_pytorch3d(verts: Tensor, faces: Tensor, size: tuple[int, int]) ->
     z_ndc = v[..., 2] - v[..., 2].amin(dim=1, keepdim=True) + 1.0
     meshes = Meshes(
         verts=torch.stack([x_ndc, y_ndc, z_ndc], -1),
-        faces=faces.to(v.device)[None].expand(b, f, 3),
+        faces=faces.to(v.device)[None].repeat(b, 1, 1),
     )
     pix_to_face, _zbuf, bary, _dists = rasterize_meshes(
         meshes,
@@ -566,11 +592,15 @@ def render_uv_mask(
         raise ValueError(
             f"uv has {uv.shape[0]} vertices but verts has {verts.shape[1]}; one uv per vertex"
         )
-    if isinstance(faces, Tensor) and isinstance(labels, Tensor) and faces.ndim == 2:
-        if labels.ndim != 1 or labels.shape[0] != faces.shape[0]:
-            raise ValueError(
-                f"labels must have shape (F,) = ({faces.shape[0]},), got {tuple(labels.shape)}"
-            )
+    if (
+        isinstance(faces, Tensor)
+        and isinstance(labels, Tensor)
+        and faces.ndim == 2
+        and (labels.ndim != 1 or labels.shape[0] != faces.shape[0])
+    ):
+        raise ValueError(
+            f"labels must have shape (F,) = ({faces.shape[0]},), got {tuple(labels.shape)}"
+        )
     frags = rasterize(verts, faces, size, backend=backend)
     uv_map = interpolate(frags, faces, uv.float(), background=-1.0).float()
     return uv_map, face_labels(frags, labels)

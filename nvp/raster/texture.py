@@ -155,6 +155,11 @@ def sample_texture(
             raise ValueError(
                 f"weight must have shape ({t_h}, {t_w}) or (B, {t_h}, {t_w}), got {shape}"
             )
+        if weight.ndim not in (2, 3) or (weight.ndim == 3 and weight.shape[0] not in (1, b)):
+            raise ValueError(
+                f"weight must have shape ({t_h}, {t_w}) or (B, {t_h}, {t_w}) with B = {b}, "
+                f"got {tuple(weight.shape)}"
+            )
         known = (weight > 0).to(dtype=dtype, device=tex.device)
         known = known.reshape(-1, 1, t_h, t_w).expand(b, 1, t_h, t_w)
         num = _sample(tex * known)
