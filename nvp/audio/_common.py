@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 
 from nvp.errors import InputError
@@ -12,7 +9,6 @@ from nvp.errors import InputError
 #: Sample rate every extractor works at (Hz).
 SAMPLE_RATE = 16000
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def as_mono_float32(audio: np.ndarray, what: str = "audio") -> np.ndarray:
@@ -46,17 +42,3 @@ def as_mono_float32(audio: np.ndarray, what: str = "audio") -> np.ndarray:
     if not np.isfinite(out).all():
         raise InputError(f"{what} contains NaN or infinite samples")
     return out
-
-
-def file_sha256(path: str | Path, n_hex: int = 16) -> str:
-    """Hex prefix of a file's SHA-256, cached per (path, size, mtime) within the process."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key][:n_hex]

@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from nvp.audio._common import SAMPLE_RATE, as_mono_float32, file_sha256
+from nvp.audio._common import SAMPLE_RATE, as_mono_float32
 from nvp.errors import InputError, MissingDependencyError
+from nvp.io.files import file_sha256
 
 #: MFCC coefficients per 10 ms frame that DeepSpeech v0.1.0 was trained on.
 N_CEPSTRUM = 26

@@ -31,11 +31,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nvp.audio._common import SAMPLE_RATE, as_mono_float32, file_sha256
+from nvp.audio._common import SAMPLE_RATE, as_mono_float32
 from nvp.audio.config import AudioFeatureConfig, validate_config
 from nvp.audio.deepspeech import DeepSpeechExtractor
 from nvp.audio.whisper import WhisperEncoderExtractor
 from nvp.errors import ConfigError, InputError
+from nvp.io.files import file_sha256
 
 #: Bumped whenever a built-in extractor's numbers change; part of the signature.
 FEATURE_VERSION = 1

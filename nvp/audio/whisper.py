@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from nvp.audio._common import SAMPLE_RATE, as_mono_float32, file_sha256
+from nvp.audio._common import SAMPLE_RATE, as_mono_float32
 from nvp.errors import InputError, MissingDependencyError
+from nvp.io.files import file_sha256
 
 #: Whisper's fixed input span: 30 s of 16 kHz audio.
 CHUNK_SAMPLES = 30 * SAMPLE_RATE

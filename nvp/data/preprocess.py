@@ -47,6 +47,7 @@ from nvp.data.store import (
     write_manifest,
 )
 from nvp.errors import InputError, NvpError
+from nvp.io.files import file_sha256
 from nvp.tracking.face_model import FaceModel, template_face_model
 from nvp.tracking.fit import SequenceFit, fit_sequence
 from nvp.tracking.landmarks import FACE_DETECTED, LandmarkDetector, fill_gaps
@@ -96,14 +97,6 @@ def store_names(paths: list[Path]) -> list[str]:
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names)]
     return names
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_signature(cfg: PreprocessConfig) -> dict[str, Any]:
@@ -305,7 +298,7 @@ def preprocess_video(
             f"feature window {cfg.audio.window})",
             path=src,
         )
-    source_hash = file_sha256(src)
+    source_hash = file_sha256(src, 64)
     feat_sig = feature_signature(cfg.audio)
     key_src = json.dumps(
         {
