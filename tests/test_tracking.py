@@ -33,7 +33,7 @@ from nvp.tracking.fit import (
     similarity_fit,
     smooth_pose,
 )
-from nvp.tracking.landmarks import FACE_DETECTED, FACE_INTERPOLATED, FACE_MISSING, fill_gaps
+from nvp.tracking.landmarks import fill_gaps
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +220,6 @@ class TestFillGaps:
     def test_no_face(self):
         with pytest.raises(ValueError, match="no frame"):
             fill_gaps([None, None], 3)
-
-    def test_flag_values(self):
-        assert (FACE_DETECTED, FACE_INTERPOLATED, FACE_MISSING) == (0, 1, 2)
 
 
 class _FakeStore:
