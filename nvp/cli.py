@@ -34,10 +34,11 @@ def _split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return paths, overrides
 
 
-def _load(schema, default_yaml: str, args: argparse.Namespace, cli: list[str]):
+def _load(schema, default_yaml: str | None, args: argparse.Namespace, cli: list[str]):
     from nvp.config import load, to_object, to_yaml
 
-    cfg = load(schema, default_yaml, *(args.config or []), cli=cli)
+    files = ([default_yaml] if default_yaml else []) + list(args.config or [])
+    cfg = load(schema, *files, cli=cli)
     obj = to_object(cfg)
     if args.dry_run:
         print(to_yaml(cfg), end="")
@@ -104,6 +105,59 @@ def cmd_build_face_model(args: argparse.Namespace) -> int:
         refit_store(s.path, model, obj.tracking, obj.raster)
         print(f"  {s.name}: refitted {s.n_frames} frames in {time.perf_counter() - t0:.1f} s")
     write_manifest(dataset)
+    return 0
+
+
+def cmd_train_a2e(args: argparse.Namespace) -> int:
+    from nvp.a2e.config import A2EConfig
+    from nvp.a2e.train import train_a2e
+
+    extra, overrides = _split_overrides(args.overrides)
+    if extra:
+        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
+    cfg, _ = _load(A2EConfig, "a2e/paper.yaml", args, overrides)
+    if args.dry_run:
+        return 0
+    run = train_a2e(args.dataset, cfg)
+    print(f"run directory: {run}\ncheckpoint: {run / 'checkpoints' / 'last.ckpt'}")
+    return 0
+
+
+def cmd_fit_target(args: argparse.Namespace) -> int:
+    from nvp.a2e.checkpoint import load_a2e
+    from nvp.a2e.config import FitTargetConfig
+    from nvp.a2e.target import fit_target, mapping_path, save_mapping
+    from nvp.data.store import SequenceStore
+
+    extra, overrides = _split_overrides(args.overrides)
+    if extra:
+        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
+    _, obj = _load(FitTargetConfig, None, args, overrides)
+    if args.dry_run:
+        return 0
+    bundle = load_a2e(args.checkpoint)
+    store = SequenceStore(args.target)
+    result = fit_target(bundle, store, obj)
+    path = save_mapping(
+        Path(args.out) if args.out else mapping_path(store, bundle), result, bundle, store, obj
+    )
+    r = result["report"]
+    print(
+        f"mapping ({obj.mode}, ridge {obj.ridge:g}) fitted on {r.n_fit} frames in "
+        f"{r.seconds:.2f} s -> {path}\n"
+        f"held-out frames ({r.n_eval}): vertex RMS {r.vertex_rms_mm:.3f} mm, mouth "
+        f"{r.vertex_rms_mouth_mm:.3f} mm, mouth-opening r = {r.mouth_opening_r:.3f}\n"
+        f"mean-expression baseline: vertex RMS {r.baseline_vertex_rms_mm:.3f} mm, mouth "
+        f"{r.baseline_vertex_rms_mouth_mm:.3f} mm; fit-frame RMS {r.fit_vertex_rms_mm:.3f} mm"
+    )
+    return 0
+
+
+def cmd_import_official_a2e(args: argparse.Namespace) -> int:
+    from nvp.a2e.official import import_official
+
+    out = import_official(args.checkpoint, args.out)
+    print(f"imported {args.checkpoint} -> {out}")
     return 0
 
 
@@ -185,6 +239,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", metavar="key=value")
     common(sp)
     sp.set_defaults(func=cmd_build_face_model)
+
+    sp = sub.add_parser("train-a2e", help="train the generalized Audio2ExpressionNet")
+    sp.add_argument("dataset", metavar="DATASET_DIR")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    common(sp)
+    sp.set_defaults(func=cmd_train_a2e)
+
+    sp = sub.add_parser("fit-target", help="closed-form person-specific mapping of a target")
+    sp.add_argument("checkpoint", metavar="A2E_CKPT")
+    sp.add_argument("target", metavar="TARGET_STORE")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    sp.add_argument(
+        "--out", help="mapping file (default: beside the store, named by the checkpoint hash)"
+    )
+    common(sp)
+    sp.set_defaults(func=cmd_fit_target)
+
+    sp = sub.add_parser(
+        "import-official-a2e", help="convert the authors' released Audio2ExpressionNet checkpoint"
+    )
+    sp.add_argument("checkpoint", metavar="CKPT")
+    sp.add_argument("--out", required=True, metavar="A2E_CKPT")
+    sp.set_defaults(func=cmd_import_official_a2e)
 
     sp = sub.add_parser("inspect", help="summary and contact sheet of a store")
     sp.add_argument("store", metavar="STORE")

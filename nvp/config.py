@@ -265,7 +265,9 @@ def to_yaml(cfg: Any) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def make_run_dir(root: str | Path, kind: str, cfg: Any | None = None) -> Path:
+def make_run_dir(
+    root: str | Path, kind: str, cfg: Any | None = None, *, runs_subdir: bool = True
+) -> Path:
     """Create a fresh run directory ``root/runs/<kind>-<UTC time>[-n]`` and write ``config.yaml``.
 
     A run directory is never reused: a suffix is added when the name exists.
@@ -274,9 +276,10 @@ def make_run_dir(root: str | Path, kind: str, cfg: Any | None = None) -> Path:
         root: parent folder (a dataset, or an output folder).
         kind: the job (``preprocess``, ``build-face-model``, ...).
         cfg: the resolved config, written as ``config.yaml``.
+        runs_subdir: put run directories in ``root/runs/`` (False: directly in ``root``).
     """
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / "runs"
+    base = Path(root) / "runs" if runs_subdir else Path(root)
     base.mkdir(parents=True, exist_ok=True)
     for n in range(1000):
         run = base / (f"{kind}-{stamp}" + (f"-{n}" if n else ""))

@@ -48,3 +48,35 @@ def tiny_dataset(tmp_path_factory, talking_head, tiny_overrides) -> Path:
     out = tmp_path_factory.mktemp("dataset")
     assert main(["preprocess", str(talking_head), "--out", str(out), *tiny_overrides]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def a2e_dataset(tmp_path_factory) -> Path:
+    """Three generated talkers (different syllables, voices, motion) preprocessed at 64 px with
+    a face model built over them: a small corpus for the A2E stage."""
+    from nvp.cli import main
+    from nvp.io.synthetic import make_talking_head
+
+    clips = tmp_path_factory.mktemp("a2e_clips")
+    for seed in range(3):
+        make_talking_head(clips / f"talker{seed}.mp4", seconds=3.2, size=128, seed=seed)
+    out = tmp_path_factory.mktemp("a2e_dataset")
+    assert (
+        main(
+            [
+                "preprocess",
+                str(clips),
+                "--out",
+                str(out),
+                "crop.size=64",
+                "store.shard_frames=16",
+                "min_seconds=0.5",
+                "split.train=0.7",
+                "split.val=0.15",
+                "split.test=0.15",
+            ]
+        )
+        == 0
+    )
+    assert main(["build-face-model", str(out), "n_components=12"]) == 0
+    return out

@@ -10,7 +10,6 @@ from nvp.errors import InputError
 SAMPLE_RATE = 16000
 
 
-
 def as_mono_float32(audio: np.ndarray, what: str = "audio") -> np.ndarray:
     """Check a waveform and return it as a contiguous 1-D float32 array.
 

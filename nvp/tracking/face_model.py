@@ -143,9 +143,8 @@ class FaceModel:
         offs = np.asarray(expression, np.float32) @ self.basis_flat.T
         return identity + offs.reshape(*offs.shape[:-1], self.n_vertices, 3)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the ``.npz`` atomically (temp file, then rename); returns the path."""
-        path = Path(path)
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` file content (for embedding the model in checkpoints)."""
         meta = {
             "name": self.name,
             "units": "mm",
@@ -155,13 +154,24 @@ class FaceModel:
         }
         buf = io.BytesIO()
         np.savez(buf, meta=np.array(json.dumps(meta)), **self._arrays())
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the ``.npz`` atomically (temp file, then rename); returns the path."""
+        path = Path(path)
+        data = self.to_bytes()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            tmp.write_bytes(buf.getvalue())
+            tmp.write_bytes(data)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "<embedded face model>") -> FaceModel:
+        """A face model from ``.npz`` file content (see :meth:`to_bytes`)."""
+        return cls._read(io.BytesIO(data), name)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceModel:
@@ -169,8 +179,12 @@ class FaceModel:
         path = Path(path)
         if not path.is_file():
             raise InputError("face model file not found", path=path)
+        return cls._read(path, str(path))
+
+    @classmethod
+    def _read(cls, source, path: str) -> FaceModel:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with np.load(source, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except Exception as exc:
             raise InputError(f"not a readable face model .npz ({exc})", path=path) from exc
@@ -190,7 +204,7 @@ class FaceModel:
             indices=indices or topology.index_sets(),
             stddev=data.get("stddev"),
             explained_variance=data.get("explained_variance"),
-            name=meta.get("name", path.stem),
+            name=meta.get("name", Path(path).stem),
             info=meta.get("info", {}),
         )
         if meta.get("hash") and meta["hash"] != model.hash:

@@ -1,0 +1,136 @@
+"""Configuration of the generalized stage (``nvp train-a2e``) and the target mapping fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nvp.nets.audio2expression import A2ENetConfig
+
+
+@dataclass
+class A2ELossConfig:
+    """Loss in vertex space (mm) through the face model's expression basis."""
+
+    mouth_factor: float = 10.0
+    """Weight of the mouth vertices relative to the rest (per-vertex weight
+    ``1 + (mouth_factor - 1) * mouth_weight``; the paper weights the mouth 10x)."""
+    temporal_weight: float = 20.0
+    """lambda of the temporal term (forward, backward and central differences), paper: 20."""
+    intermediate_weight: float = 0.0
+    """Weight of the release's extra term on the unfiltered prediction of the intermediate
+    slot (0 = off, as in the paper; the release uses 1)."""
+    space: Literal["vertex", "coefficients"] = "vertex"
+    """``vertex``: RMS of vertex offsets in mm (paper); ``coefficients``: RMS of the expression
+    coefficients (an ablation; identical up to the mouth weighting for an orthonormal basis)."""
+
+
+@dataclass
+class A2EOptimConfig:
+    """Adam with a linear learning-rate decay over the last epochs."""
+
+    lr: float = 1e-4
+    """Learning rate of the nets and the per-sequence maps (paper: 1e-4)."""
+    beta1: float = 0.9
+    """Adam beta1 (PyTorch default 0.9; the release uses 0.5)."""
+    beta2: float = 0.999
+    """Adam beta2."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+    decay_epochs: int = 30
+    """The learning rate decays linearly to 0 over this many final epochs (paper: 30 of 50)."""
+
+
+@dataclass
+class A2EDataConfig:
+    """Sampling of training windows from the sequence stores."""
+
+    batch_size: int = 16
+    """Samples per optimisation step and device (the global batch is this x devices x nodes)."""
+    samples_per_epoch: int = 0
+    """Samples drawn per epoch (uniform over sequences, then uniform over frames); 0 = as many
+    as there are training frames."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    in_memory_mb: int = 2048
+    """Feature windows of a dataset smaller than this are held in RAM (float16); larger ones are
+    read from the stores per sample."""
+    sequences: list[str] = field(default_factory=list)
+    """Store names to train on (empty = every store of the dataset)."""
+    exclude: list[str] = field(default_factory=list)
+    """Store names to leave out (e.g. held-out speakers)."""
+
+
+@dataclass
+class TrainerConfig:
+    """The Lightning Trainer settings that experiments change."""
+
+    max_epochs: int = 50
+    """Epochs (paper: 50)."""
+    accelerator: str = "auto"
+    """``cpu``, ``gpu``, ``auto``."""
+    devices: str = "auto"
+    """Number of devices or ``auto``."""
+    num_nodes: int = 1
+    """Nodes (multi-node DDP through Lightning's launchers)."""
+    strategy: str = "auto"
+    """``auto``, ``ddp``, ``ddp_spawn``, ..."""
+    precision: str = "32-true"
+    """``32-true``, ``bf16-mixed``, ..."""
+    max_steps: int = -1
+    """Stop after this many optimisation steps (-1 = no limit)."""
+    limit_train_batches: float = 1.0
+    """Fraction (<= 1.0) or number (> 1) of training batches per epoch."""
+    limit_val_batches: float = 1.0
+    """Fraction or number of validation batches."""
+    val_check_interval: float = 1.0
+    """Validate every this fraction of an epoch."""
+    log_every_n_steps: int = 10
+    """Logging interval in steps."""
+    deterministic: bool = False
+    """Deterministic algorithms (slower)."""
+    enable_progress_bar: bool = True
+    """Progress bar with it/s and ETA."""
+
+
+@dataclass
+class A2EConfig:
+    """``nvp train-a2e``: the generalized Audio2ExpressionNet stage."""
+
+    net: A2ENetConfig = field(default_factory=A2ENetConfig)
+    loss: A2ELossConfig = field(default_factory=A2ELossConfig)
+    optim: A2EOptimConfig = field(default_factory=A2EOptimConfig)
+    data: A2EDataConfig = field(default_factory=A2EDataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    """Seed of everything (weights, sampling)."""
+    auto_feature_dim: bool = True
+    """Take ``net.feature_dim`` and ``net.window`` from the dataset's feature windows (the
+    resolved values are written to the run's config.yaml and the checkpoint)."""
+    out: str = "runs/a2e"
+    """Root folder of run directories (a fresh one per run)."""
+    resume: str | None = None
+    """A checkpoint (``last.ckpt``) or run directory to resume from."""
+    name: str = "a2e"
+    """Run name (prefix of the run directory)."""
+
+
+@dataclass
+class FitTargetConfig:
+    """``nvp fit-target``: the person-specific mapping of a new target (closed form)."""
+
+    ridge: float = 1e-3
+    """Ridge weight lambda, relative to the mean squared scaled audio-expression (so it does
+    not depend on the features' scale)."""
+    mode: Literal["coefficients", "vertex"] = "coefficients"
+    """``coefficients``: least squares on the expression coefficients; ``vertex``: least squares
+    on the mouth-weighted vertex offsets (differs from ``coefficients`` through the ridge
+    term and the weighting)."""
+    mouth_factor: float = 10.0
+    """Mouth weight of the ``vertex`` mode (as the training loss)."""
+    fit_splits: list[str] = field(default_factory=lambda: ["train"])
+    """Splits of the target's frames the mapping is fitted on."""
+    eval_splits: list[str] = field(default_factory=lambda: ["val", "test"])
+    """Held-out splits the fit error is reported on."""
+    batch: int = 256
+    """Frames per forward pass."""

@@ -1,0 +1,170 @@
+"""``nvp train-a2e``: config -> data -> module -> Trainer, in one readable function."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from nvp.a2e.config import A2EConfig
+from nvp.a2e.data import A2EDataModule
+from nvp.a2e.module import Audio2ExpressionModule
+from nvp.config import make_run_dir, to_object
+from nvp.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class MouthOpeningPlot(Callback):
+    """After each validation: plot predicted vs tracked mouth opening (mm) of one validation
+    sequence, saved as PNG in ``<run>/samples/`` and sent to loggers that take images."""
+
+    def __init__(self, out_dir: Path, max_frames: int = 500) -> None:
+        self.out_dir = Path(out_dir)
+        self.max_frames = max_frames
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: Audio2ExpressionModule):
+        if trainer.sanity_checking:
+            return
+        dm = trainer.datamodule
+        if not getattr(dm, "seqs", None):
+            return
+        seq_i = 0
+        seq = dm.seqs[seq_i]
+        a, b = seq.splits["val"]
+        if b - a < 2:
+            a, b = 0, min(seq.n_frames, self.max_frames)
+        b = min(b, a + self.max_frames)
+        feats = torch.as_tensor(seq.windows(np.arange(seq.n_frames)), device=module.device)
+        with torch.no_grad():
+            out = module.net.sequence_forward(feats, mapping=module.net.mapping[seq_i])
+        from nvp.metrics import mouth_opening_mm
+
+        ident = module.identities[seq_i]
+        pred = mouth_opening_mm(ident, out["expression"][a:b], module.basis, module.opening_pairs)
+        tgt = mouth_opening_mm(
+            ident,
+            torch.as_tensor(seq.expression[a:b], device=module.device),
+            module.basis,
+            module.opening_pairs,
+        )
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(10, 3))
+        t = np.arange(a, b) / 25.0
+        ax.plot(t, tgt.cpu().numpy(), label="tracked", lw=1.5)
+        ax.plot(t, pred.cpu().numpy(), label="predicted from audio", lw=1.2)
+        ax.set_xlabel("time (s, at 25 fps)")
+        ax.set_ylabel("mouth opening (mm)")
+        ax.set_title(f"{seq.name}, epoch {trainer.current_epoch}")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"mouth_opening_epoch{trainer.current_epoch:03d}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        for lg in trainer.loggers:
+            if hasattr(lg, "log_image"):
+                lg.log_image(key="val/mouth_opening", images=[str(path)])
+
+
+def resolve_resume(resume: str | None) -> str | None:
+    """A checkpoint path from ``resume`` (a ``.ckpt`` or a run directory)."""
+    if not resume:
+        return None
+    p = Path(resume)
+    if p.is_dir():
+        p = p / "checkpoints" / "last.ckpt"
+    if not p.is_file():
+        raise InputError("no checkpoint to resume from", path=p)
+    return str(p)
+
+
+def dataset_feature_shape(dataset: str | Path) -> tuple[int, int, int]:
+    """(frames, window, D) of the first store's ``audio_features``."""
+    from nvp.data.store import SequenceStore, find_stores
+
+    stores = find_stores(dataset)
+    if not stores:
+        raise InputError("no finished sequence stores", path=dataset)
+    return tuple(SequenceStore(stores[0])["audio_features"].shape)
+
+
+def train_a2e(dataset: str | Path, cfg: DictConfig) -> Path:
+    """Train the generalized stage on the stores of ``dataset``; returns the run directory.
+
+    The run directory holds ``config.yaml``, ``checkpoints/`` (``last.ckpt`` and the best by
+    validation mouth error), ``metrics.csv`` and ``samples/`` plots.
+    """
+    if cfg.auto_feature_dim:
+        cfg = cfg.copy()
+        _, w, d = dataset_feature_shape(dataset)
+        cfg.net.feature_dim, cfg.net.window = d, w
+    c: A2EConfig = to_object(cfg)
+    pl.seed_everything(c.seed, workers=True)
+    dm = A2EDataModule(dataset, c.data, c.net, seed=c.seed)
+    module = Audio2ExpressionModule(
+        OmegaConf.to_container(cfg, resolve=True),
+        n_sequences=dm.n_sequences,
+        expression_dim=dm.face_model.n_components,
+        n_vertices=dm.face_model.n_vertices,
+        face_model=dm.face_model,
+        identities=dm.identities,
+        sequence_names=dm.names,
+        feature_signature=dm.feature_signature,
+    )
+    dm.setup("fit")
+    has_val = len(dm.val_set) > 0
+    if not has_val:
+        log.warning("no validation frames: checkpoints keep only the last epoch")
+    ckpt_path = resolve_resume(c.resume)
+    run = make_run_dir(c.out, c.name, cfg, runs_subdir=False)
+    log.info("run directory: %s", run)
+    t = c.trainer
+    devices: int | str = int(t.devices) if str(t.devices).isdigit() else t.devices
+    limit_train = int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches
+    limit_val = int(t.limit_val_batches) if t.limit_val_batches > 1 else t.limit_val_batches
+    trainer = pl.Trainer(
+        default_root_dir=run,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        limit_train_batches=limit_train,
+        limit_val_batches=limit_val if has_val else 0,
+        val_check_interval=t.val_check_interval,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        logger=CSVLogger(save_dir=str(run), name="logs", version=""),
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=run / "checkpoints",
+                filename="epoch{epoch:03d}",
+                auto_insert_metric_name=False,
+                monitor="val/vertex_rms_mouth_mm" if has_val else None,
+                mode="min",
+                save_top_k=1 if has_val else 0,
+                save_last=True,
+            ),
+            LearningRateMonitor(logging_interval="epoch"),
+            MouthOpeningPlot(run / "samples"),
+        ],
+    )
+    torch.set_float32_matmul_precision("high")
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    return run
