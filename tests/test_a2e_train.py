@@ -332,3 +332,12 @@ def test_import_official_rejects_bad_file(tmp_path, capsys):
     assert main(["import-official-a2e", str(bad), "--out", str(tmp_path / "o.ckpt")]) == 1
     assert "x.pth" in capsys.readouterr().err
     assert not (tmp_path / "o.ckpt").exists()
+
+
+def test_mapping_prior_dominates_without_data():
+    rng = np.random.default_rng(2)
+    M0 = rng.normal(size=(3, 4))
+    x, e = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    np.testing.assert_allclose(solve_mapping(x, e, 1e6, prior=M0), M0, atol=1e-4)
+    G = np.diag([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(solve_mapping(x, e, 1e6, G, prior=M0), M0, atol=1e-4)

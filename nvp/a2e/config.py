@@ -119,9 +119,13 @@ class A2EConfig:
 class FitTargetConfig:
     """``nvp fit-target``: the person-specific mapping of a new target (closed form)."""
 
-    ridge: float = 1e-3
-    """Ridge weight lambda, relative to the mean squared scaled audio-expression (so it does
-    not depend on the features' scale)."""
+    ridge: float = 1.0
+    """Ridge weight, relative to the data's energy per input dimension (``ridge = 1`` weighs
+    the prior like one average frame per dimension of the 32-d audio-expression; see
+    ``nvp.a2e.target.solve_mapping``)."""
+    prior: Literal["mean", "zero"] = "mean"
+    """What the ridge pulls the map towards: ``mean`` = the average of the training
+    sequences' maps (a generic speaker: sensible with few target frames), ``zero``."""
     mode: Literal["coefficients", "vertex"] = "coefficients"
     """``coefficients``: least squares on the expression coefficients; ``vertex``: least squares
     on the mouth-weighted vertex offsets (differs from ``coefficients`` through the ridge

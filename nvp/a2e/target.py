@@ -40,28 +40,38 @@ log = logging.getLogger(__name__)
 
 
 def solve_mapping(
-    x: np.ndarray, e: np.ndarray, ridge: float, gram: np.ndarray | None = None
+    x: np.ndarray,
+    e: np.ndarray,
+    ridge: float,
+    gram: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Ridge least squares ``M`` (K, A) with ``M x_t ≈ e_t`` under the metric ``gram``.
+    """Ridge least squares ``M`` (K, A) with ``M x_t ≈ e_t`` under the metric ``gram``:
+    ``min Σ_t (M x_t - e_t)ᵀ G (M x_t - e_t) + λ ||M - M0||²``.
 
     Args:
         x: (n, A) inputs (already scaled by expr_scale).
         e: (n, K) targets.
-        ridge: relative ridge weight (× mean ||x_t||²).
+        ridge: relative ridge weight: λ = ridge · n · mean_t ||x_t||² / A, so ``ridge = 1``
+            weighs the prior like the data's average energy per input dimension.
         gram: (K, K) symmetric positive definite metric, None = identity.
+        prior: (K, A) map M0 the ridge pulls towards (None = zeros).
     """
     x = x.astype(np.float64)
     e = e.astype(np.float64)
     S = x.T @ x
     C = e.T @ x
+    M0 = np.zeros((e.shape[1], x.shape[1])) if prior is None else prior.astype(np.float64)
     lam = ridge * float((x**2).sum(1).mean()) * len(x) / x.shape[1]
     eye = np.eye(x.shape[1])
     if gram is None:
-        return np.linalg.solve(S + lam * eye, C.T).T
-    # G M S + lam M = G C  ->  in G's eigenbasis every row decouples.
+        return np.linalg.solve(S + lam * eye, (C + lam * M0).T).T
+    # G M S + lam M = G C + lam M0  ->  in G's eigenbasis every row decouples.
     w, U = np.linalg.eigh(gram.astype(np.float64))
-    Cp = U.T @ C
-    Mp = np.stack([np.linalg.solve(w[k] * S + lam * eye, w[k] * Cp[k]) for k in range(len(w))])
+    Cp, M0p = U.T @ C, U.T @ M0
+    Mp = np.stack(
+        [np.linalg.solve(w[k] * S + lam * eye, w[k] * Cp[k] + lam * M0p[k]) for k in range(len(w))]
+    )
     return U @ Mp
 
 
@@ -174,7 +184,16 @@ def fit_target(bundle: A2EBundle, store: SequenceStore, cfg: FitTargetConfig) ->
     if cfg.mode == "vertex":
         w = vertex_weights(torch.as_tensor(model.mouth_weight), cfg.mouth_factor)
         gram = weighted_gram(torch.as_tensor(model.basis), w).numpy()
-    M = solve_mapping(s * ae[fit_idx], expr[fit_idx], cfg.ridge, gram).astype(np.float32)
+    prior = None
+    if cfg.prior == "mean":
+        prior = bundle.net.mapping.detach().mean(0).cpu().numpy()
+        if prior.shape != (model.n_components, ae.shape[1]):
+            raise InputError(
+                f"the checkpoint's maps are {prior.shape}, the face model has "
+                f"{model.n_components} components",
+                path=bundle.path,
+            )
+    M = solve_mapping(s * ae[fit_idx], expr[fit_idx], cfg.ridge, gram, prior).astype(np.float32)
     pred = s * ae @ M.T
     mean_expr = expr[fit_idx].mean(0, keepdims=True)
     ev = evaluate(pred[eval_idx], expr[eval_idx], identity, model)
