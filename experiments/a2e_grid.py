@@ -55,7 +55,7 @@ def prepare(feature: str, clips: list[Path], holdout: set[str], out: Path) -> tu
         for s in stores:
             refit_store(s.path, model, fm_cfg.tracking, fm_cfg.raster)
         write_manifest(train_ds)
-    held = base + [f"face_model={fm_path}", "split.train=0.6", "split.val=0.2", "split.test=0.2"]
+    held = [*base, f"face_model={fm_path}", "split.train=0.6", "split.val=0.2", "split.test=0.2"]
     cfg = to_object(load(PreprocessConfig, "preprocess/default.yaml", cli=held))
     preprocess([c for c in clips if c.stem in holdout], test_ds, cfg)
     return train_ds, test_ds
@@ -68,8 +68,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--holdout", nargs="+", default=["bbaf2n", "brbk7n"])
     ap.add_argument("--out", default="/tmp/nvp-a2e-grid")
-    ap.add_argument("--set", nargs="*", default=[], metavar="key=value",
-                    help="A2E config overrides (e.g. data.samples_per_epoch=4000)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="key=value",
+        help="A2E config overrides (e.g. data.samples_per_epoch=4000)",
+    )
     ap.add_argument("--ridge", type=float, default=FitTargetConfig().ridge)
     args = ap.parse_args()
     data = Path(os.environ.get("NVP_DATA", REPO.parent / "shared" / "data"))
@@ -105,15 +110,17 @@ def main() -> None:
                 store = SequenceStore(store_path)
                 res = fit_target(bundle, store, FitTargetConfig(ridge=args.ridge))
                 r = res["report"]
-                rows.append({
-                    "feature": feature,
-                    "seed": seed,
-                    "speaker": store.name,
-                    "K": fm.n_components,
-                    "train_seconds": round(train_s, 1),
-                    "parameters": count_parameters(bundle.net),
-                    **asdict(r),
-                })
+                rows.append(
+                    {
+                        "feature": feature,
+                        "seed": seed,
+                        "speaker": store.name,
+                        "K": fm.n_components,
+                        "train_seconds": round(train_s, 1),
+                        "parameters": count_parameters(bundle.net),
+                        **asdict(r),
+                    }
+                )
                 print(json.dumps(rows[-1]))
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     lines = [
