@@ -146,6 +146,38 @@ class PreprocessConfig:
 
 
 @dataclass
+class TrainerConfig:
+    """The Lightning Trainer settings that experiments change."""
+
+    max_epochs: int = 50
+    """Epochs (paper: 50)."""
+    accelerator: str = "auto"
+    """``cpu``, ``gpu``, ``auto``."""
+    devices: str = "auto"
+    """Number of devices or ``auto``."""
+    num_nodes: int = 1
+    """Nodes (multi-node DDP through Lightning's launchers)."""
+    strategy: str = "auto"
+    """``auto``, ``ddp``, ``ddp_spawn``, ..."""
+    precision: str = "32-true"
+    """``32-true``, ``bf16-mixed``, ..."""
+    max_steps: int = -1
+    """Stop after this many optimisation steps (-1 = no limit)."""
+    limit_train_batches: float = 1.0
+    """Fraction (<= 1.0) or number (> 1) of training batches per epoch."""
+    limit_val_batches: float = 1.0
+    """Fraction or number of validation batches."""
+    val_check_interval: float = 1.0
+    """Validate every this fraction of an epoch."""
+    log_every_n_steps: int = 10
+    """Logging interval in steps."""
+    deterministic: bool = False
+    """Deterministic algorithms (slower)."""
+    enable_progress_bar: bool = True
+    """Progress bar with it/s and ETA."""
+
+
+@dataclass
 class FaceModelConfig:
     """``nvp build-face-model``: the generic expression basis learned over a corpus."""
 

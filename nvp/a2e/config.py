@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from nvp.config import TrainerConfig
 from nvp.nets.audio2expression import A2ENetConfig
+
+__all__ = [
+    "A2EConfig",
+    "A2EDataConfig",
+    "A2ELossConfig",
+    "A2EOptimConfig",
+    "FitTargetConfig",
+    "TrainerConfig",
+]
 
 
 @dataclass
@@ -59,38 +69,6 @@ class A2EDataConfig:
     """Store names to train on (empty = every store of the dataset)."""
     exclude: list[str] = field(default_factory=list)
     """Store names to leave out (e.g. held-out speakers)."""
-
-
-@dataclass
-class TrainerConfig:
-    """The Lightning Trainer settings that experiments change."""
-
-    max_epochs: int = 50
-    """Epochs (paper: 50)."""
-    accelerator: str = "auto"
-    """``cpu``, ``gpu``, ``auto``."""
-    devices: str = "auto"
-    """Number of devices or ``auto``."""
-    num_nodes: int = 1
-    """Nodes (multi-node DDP through Lightning's launchers)."""
-    strategy: str = "auto"
-    """``auto``, ``ddp``, ``ddp_spawn``, ..."""
-    precision: str = "32-true"
-    """``32-true``, ``bf16-mixed``, ..."""
-    max_steps: int = -1
-    """Stop after this many optimisation steps (-1 = no limit)."""
-    limit_train_batches: float = 1.0
-    """Fraction (<= 1.0) or number (> 1) of training batches per epoch."""
-    limit_val_batches: float = 1.0
-    """Fraction or number of validation batches."""
-    val_check_interval: float = 1.0
-    """Validate every this fraction of an epoch."""
-    log_every_n_steps: int = 10
-    """Logging interval in steps."""
-    deterministic: bool = False
-    """Deterministic algorithms (slower)."""
-    enable_progress_bar: bool = True
-    """Progress bar with it/s and ETA."""
 
 
 @dataclass
