@@ -123,6 +123,21 @@ def cmd_train_a2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_renderer(args: argparse.Namespace) -> int:
+    from nvp.render.config import RenderConfig
+    from nvp.render.train import train_renderer
+
+    extra, overrides = _split_overrides(args.overrides)
+    if extra:
+        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
+    cfg, _ = _load(RenderConfig, "render/cpu.yaml", args, overrides)
+    if args.dry_run:
+        return 0
+    run = train_renderer(args.store, cfg)
+    print(f"run directory: {run}\ncheckpoint: {run / 'checkpoints' / 'last.ckpt'}")
+    return 0
+
+
 def cmd_fit_target(args: argparse.Namespace) -> int:
     from nvp.a2e.checkpoint import load_a2e
     from nvp.a2e.config import FitTargetConfig
@@ -245,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", metavar="key=value")
     common(sp)
     sp.set_defaults(func=cmd_train_a2e)
+
+    sp = sub.add_parser("train-renderer", help="train a target's neural texture and renderer")
+    sp.add_argument("store", metavar="TARGET_STORE")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    common(sp)
+    sp.set_defaults(func=cmd_train_renderer)
 
     sp = sub.add_parser("fit-target", help="closed-form person-specific mapping of a target")
     sp.add_argument("checkpoint", metavar="A2E_CKPT")

@@ -9,8 +9,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_only
 
 from nvp.a2e.config import A2EConfig
@@ -18,6 +17,7 @@ from nvp.a2e.data import A2EDataModule
 from nvp.a2e.module import Audio2ExpressionModule
 from nvp.config import make_run_dir, to_object
 from nvp.errors import InputError
+from nvp.training import make_trainer, resolve_resume
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +79,6 @@ class MouthOpeningPlot(Callback):
                 lg.log_image(key="val/mouth_opening", images=[str(path)])
 
 
-def resolve_resume(resume: str | None) -> str | None:
-    """A checkpoint path from ``resume`` (a ``.ckpt`` or a run directory)."""
-    if not resume:
-        return None
-    p = Path(resume)
-    if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt"
-    if not p.is_file():
-        raise InputError("no checkpoint to resume from", path=p)
-    return str(p)
-
-
 def dataset_feature_shape(dataset: str | Path) -> tuple[int, int, int]:
     """(frames, window, D) of the first store's ``audio_features``."""
     from nvp.data.store import SequenceStore, find_stores
@@ -131,39 +119,12 @@ def train_a2e(dataset: str | Path, cfg: DictConfig) -> Path:
     ckpt_path = resolve_resume(c.resume)
     run = make_run_dir(c.out, c.name, cfg, runs_subdir=False)
     log.info("run directory: %s", run)
-    t = c.trainer
-    devices: int | str = int(t.devices) if str(t.devices).isdigit() else t.devices
-    limit_train = int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches
-    limit_val = int(t.limit_val_batches) if t.limit_val_batches > 1 else t.limit_val_batches
-    trainer = pl.Trainer(
-        default_root_dir=run,
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        accelerator=t.accelerator,
-        devices=devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        limit_train_batches=limit_train,
-        limit_val_batches=limit_val if has_val else 0,
-        val_check_interval=t.val_check_interval,
-        log_every_n_steps=t.log_every_n_steps,
-        deterministic=t.deterministic,
-        enable_progress_bar=t.enable_progress_bar,
-        logger=CSVLogger(save_dir=str(run), name="logs", version=""),
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=run / "checkpoints",
-                filename="epoch{epoch:03d}",
-                auto_insert_metric_name=False,
-                monitor="val/vertex_rms_mouth_mm" if has_val else None,
-                mode="min",
-                save_top_k=1 if has_val else 0,
-                save_last=True,
-            ),
-            LearningRateMonitor(logging_interval="epoch"),
-            MouthOpeningPlot(run / "samples"),
-        ],
+    trainer = make_trainer(
+        run,
+        c.trainer,
+        [LearningRateMonitor(logging_interval="epoch"), MouthOpeningPlot(run / "samples")],
+        monitor="val/vertex_rms_mouth_mm" if has_val else None,
+        mode="min",
     )
     torch.set_float32_matmul_precision("high")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)

@@ -1,0 +1,73 @@
+"""Shared pieces of the training entry points: the Trainer from a TrainerConfig, resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from nvp.config import TrainerConfig
+from nvp.errors import InputError
+
+
+def resolve_resume(resume: str | None) -> str | None:
+    """A checkpoint path from ``resume`` (a ``.ckpt`` file or a run directory)."""
+    if not resume:
+        return None
+    p = Path(resume)
+    if p.is_dir():
+        p = p / "checkpoints" / "last.ckpt"
+    if not p.is_file():
+        raise InputError("no checkpoint to resume from", path=p)
+    return str(p)
+
+
+def make_trainer(
+    run: Path, t: TrainerConfig, callbacks: list[Callback], *, monitor: str | None, mode: str
+) -> pl.Trainer:
+    """A Trainer writing into the run directory: ``checkpoints/`` (``last.ckpt`` and the best by
+    ``monitor``; only the last without a monitor), ``logs/metrics.csv``.
+
+    Args:
+        run: the run directory.
+        t: trainer settings.
+        callbacks: extra callbacks (sample plots, ...).
+        monitor: validation metric of the best checkpoint, or None (no validation).
+        mode: ``min`` or ``max`` for ``monitor``.
+    """
+    devices: int | str = int(t.devices) if str(t.devices).isdigit() else t.devices
+
+    def limit(x: float) -> int | float:
+        return int(x) if x > 1 else x
+
+    return pl.Trainer(
+        default_root_dir=run,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        limit_train_batches=limit(t.limit_train_batches),
+        limit_val_batches=limit(t.limit_val_batches) if monitor else 0,
+        val_check_interval=t.val_check_interval,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        logger=CSVLogger(save_dir=str(run), name="logs", version=""),
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=run / "checkpoints",
+                filename="epoch{epoch:03d}-step{step}",
+                auto_insert_metric_name=False,
+                monitor=monitor,
+                mode=mode,
+                save_top_k=1 if monitor else 0,
+                save_last=True,
+            ),
+            *callbacks,
+        ],
+    )
