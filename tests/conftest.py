@@ -37,7 +37,7 @@ def talking_head(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_overrides() -> list[str]:
     """Preprocessing overrides that keep the fast suite fast (same code paths)."""
-    return ["crop.size=96", "store.shard_frames=16", "min_seconds=0.5"]
+    return ["crop.size=96", "store.shard_frames=16", "min_seconds=0.5", "audio.name=mel"]
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +69,7 @@ def a2e_dataset(tmp_path_factory) -> Path:
                 "--out",
                 str(out),
                 "crop.size=64",
+                "audio.name=mel",
                 "store.shard_frames=16",
                 "min_seconds=0.5",
                 "split.train=0.7",

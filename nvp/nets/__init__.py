@@ -11,14 +11,30 @@ from nvp.nets.audio2expression import (
     validate_config,
     window_indices,
 )
+from nvp.nets.texture import NeuralTexture
+from nvp.nets.unet import (
+    RenderUNet,
+    UNetConfig,
+    blending_config,
+    erode_background,
+    receptive_field,
+)
+from nvp.nets.vgg import VGGFeatures
 
 __all__ = [
     "A2ENetConfig",
     "A2ENetConfigError",
     "Audio2ExpressionNet",
+    "NeuralTexture",
     "PerFrameAudioNet",
+    "RenderUNet",
     "TemporalFilter",
+    "UNetConfig",
+    "VGGFeatures",
+    "blending_config",
     "count_parameters",
+    "erode_background",
+    "receptive_field",
     "release_config",
     "validate_config",
     "window_indices",

@@ -1,0 +1,82 @@
+"""Configuration of the person-specific stage (``nvp train-renderer``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nvp.config import TrainerConfig
+from nvp.nets.unet import UNetConfig
+from nvp.render.losses import RenderLossConfig
+
+
+@dataclass
+class TextureConfig:
+    """The neural texture sampled at the rasterized UVs."""
+
+    size: int = 256
+    """Texture side in texels (paper: 256)."""
+    channels: int = 16
+    """Feature channels per texel (paper: 16)."""
+    levels: int = 1
+    """Resolution levels summed when sampling (1 = a single texture)."""
+
+
+@dataclass
+class RenderDataConfig:
+    """Frames, UV maps and masks of one target store."""
+
+    batch_size: int = 1
+    """Images per optimisation step and device (global batch = this x devices x nodes)."""
+    crop: int = 0
+    """Random square crops of this side for training (0 = full frames); validation always
+    uses full frames."""
+    band: int = 8
+    """Pixels removed around the face region in the eroded background given to the
+    blending network (so the original chin does not show), at the store's resolution."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    train_split: str = "train"
+    """Split of the store used for training."""
+    val_split: str = "val"
+    """Split used for validation metrics and sample grids."""
+    max_val_frames: int = 32
+    """Validation frames (evenly spread over the validation split)."""
+
+
+@dataclass
+class RenderOptimConfig:
+    """Adam with separate learning rates for the texture and the networks."""
+
+    texture_lr: float = 1e-3
+    """Learning rate of the neural texture."""
+    net_lr: float = 1e-4
+    """Learning rate of the rendering and blending networks."""
+    beta1: float = 0.9
+    """Adam beta1."""
+    beta2: float = 0.999
+    """Adam beta2."""
+
+
+@dataclass
+class RenderConfig:
+    """``nvp train-renderer``: neural texture + dilated U-Net renderer + blending network."""
+
+    texture: TextureConfig = field(default_factory=TextureConfig)
+    renderer: UNetConfig = field(default_factory=UNetConfig)
+    """Network 1: neural features -> RGB of the face."""
+    blend: bool = True
+    """Train the blending / inpainting network 2 (eroded frame + network 1 -> final frame)."""
+    blend_width: int = 0
+    """Base width of network 2 (0 = the renderer's)."""
+    loss: RenderLossConfig = field(default_factory=RenderLossConfig)
+    optim: RenderOptimConfig = field(default_factory=RenderOptimConfig)
+    data: RenderDataConfig = field(default_factory=RenderDataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    """Seed of everything."""
+    out: str = "runs/render"
+    """Root folder of run directories."""
+    name: str = "render"
+    """Run name (prefix of the run directory)."""
+    resume: str | None = None
+    """A checkpoint (``last.ckpt``) or run directory to resume from."""

@@ -1,0 +1,137 @@
+"""Training frames of one target store for the neural renderer.
+
+Each item reads one frame from the store (one chunk per array), so memory does not
+grow with the video length. Splits are the store's time-based ranges. Under DDP
+Lightning shards the (random) sampler across ranks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from nvp.data.store import SequenceStore
+from nvp.errors import InputError
+from nvp.render.config import RenderDataConfig
+from nvp.tracking.landmarks import FACE_MISSING
+
+
+class RendererFrames(Dataset):
+    """Frames of a split of one store.
+
+    Items are dicts: ``image`` (3, H, W) float32 in [-1, 1], ``uv`` (H, W, 2) float32
+    (-1 on background), ``face`` (1, H, W) float32 face mask, ``mouth`` (1, H, W) float32,
+    ``frame`` int64. With ``crop`` > 0 every array is cut at the same random square.
+
+    Args:
+        store: path of a finished sequence store.
+        frames: frame indices of the items.
+        crop: side of random crops (0 = full frames).
+        seed: crop positions come from ``seed``, the epoch-independent item index and a
+            per-call counter (a fresh crop every time an item is read).
+    """
+
+    def __init__(self, store: str | Path, frames: np.ndarray, crop: int = 0, seed: int = 0):
+        self.path = Path(store)
+        self.frames = np.asarray(frames, dtype=np.int64)
+        self.crop = crop
+        self._store: SequenceStore | None = None
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def store(self) -> SequenceStore:
+        if self._store is None:  # opened lazily: once per worker process
+            self._store = SequenceStore(self.path)
+        return self._store
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        t = int(self.frames[i])
+        s = self.store
+        img = np.asarray(s["frames"][t])
+        uv = np.asarray(s["uv"][t]).astype(np.float32)
+        mask = np.asarray(s["mask"][t])
+        if self.crop:
+            h, w = mask.shape
+            c = min(self.crop, h, w)
+            y = int(self._rng.integers(0, h - c + 1))
+            x = int(self._rng.integers(0, w - c + 1))
+            img, uv, mask = (
+                img[y : y + c, x : x + c],
+                uv[y : y + c, x : x + c],
+                mask[y : y + c, x : x + c],
+            )
+        image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1
+        return {
+            "image": image,
+            "uv": torch.from_numpy(np.ascontiguousarray(uv)),
+            "face": torch.from_numpy((mask > 0).astype(np.float32))[None],
+            "mouth": torch.from_numpy((mask == 2).astype(np.float32))[None],
+            "frame": torch.tensor(t, dtype=torch.int64),
+        }
+
+
+def split_frames(store: SequenceStore, split: str) -> np.ndarray:
+    """Frames of ``split`` that have a face (detected or interpolated)."""
+    a, b = store.split_range(split)
+    flags = np.asarray(store["face_flag"][a:b])
+    return np.arange(a, b)[flags != FACE_MISSING]
+
+
+class RendererDataModule(pl.LightningDataModule):
+    """Train / validation frames of one target store.
+
+    Raises:
+        InputError: the store has no frames in the training split, or a crop larger than the
+            frames.
+    """
+
+    def __init__(self, store: str | Path, cfg: RenderDataConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.store_path = Path(store)
+        self.cfg = cfg
+        self.seed = seed
+        st = SequenceStore(self.store_path)
+        self.size = st.size
+        self.train_frames = split_frames(st, cfg.train_split)
+        val = split_frames(st, cfg.val_split)
+        if len(val) > cfg.max_val_frames:
+            val = val[np.linspace(0, len(val) - 1, cfg.max_val_frames).round().astype(int)]
+        self.val_frames = val
+        if len(self.train_frames) == 0:
+            raise InputError(f"no frames in split {cfg.train_split!r}", path=self.store_path)
+        if cfg.crop > self.size:
+            raise InputError(
+                f"data.crop={cfg.crop} exceeds the frame size {self.size}", path=self.store_path
+            )
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = RendererFrames(
+            self.store_path, self.train_frames, self.cfg.crop, self.seed
+        )
+        self.val_set = RendererFrames(self.store_path, self.val_frames, 0, self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.batch_size,
+            shuffle=True,
+            num_workers=self.cfg.num_workers,
+            generator=g,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set,
+            batch_size=self.cfg.batch_size,
+            shuffle=False,
+            num_workers=self.cfg.num_workers,
+        )

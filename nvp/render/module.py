@@ -1,0 +1,191 @@
+"""``NeuralRendererModule``: the LightningModule of the person-specific stage.
+
+neural texture (sampled at the rasterized UVs) -> network 1 (dilated U-Net) -> face
+image; eroded target frame + face image -> network 2 (same structure) -> final frame.
+Images are in [-1, 1] inside the module and [0, 1] for the metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities import rank_zero_only
+from torchmetrics import MetricCollection
+from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+from nvp.metrics import MaskedPSNR, MeanColourL2
+from nvp.nets.texture import NeuralTexture
+from nvp.nets.unet import RenderUNet, blending_config, erode_background
+from nvp.render.config import RenderConfig
+from nvp.render.losses import RenderLoss
+
+
+class NeuralRendererModule(pl.LightningModule):
+    """Neural texture + renderer U-Net + blending U-Net for one target.
+
+    Args:
+        cfg: the resolved :class:`RenderConfig` as a dict (saved as hyper-parameters).
+        target: what the checkpoint was trained on: ``store`` (path), ``name``,
+            ``face_model_hash``, ``size`` (kept in the checkpoint).
+    """
+
+    def __init__(self, cfg: dict[str, Any], target: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: RenderConfig = OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(RenderConfig), cfg)
+        )
+        c = self.cfg
+        self.texture = NeuralTexture(
+            size=c.texture.size, channels=c.texture.channels, levels=c.texture.levels
+        )
+        rcfg = OmegaConf.to_object(OmegaConf.structured(c.renderer))
+        rcfg.in_channels = c.texture.channels
+        rcfg.out_channels = 3
+        self.renderer = RenderUNet(rcfg)
+        self.blender = None
+        if c.blend:
+            bcfg = blending_config(rcfg)
+            if c.blend_width:
+                bcfg.base_width = c.blend_width
+            self.blender = RenderUNet(bcfg)
+        object.__setattr__(self, "_criterion", None)  # built on first use (VGG weights)
+        metrics = MetricCollection(
+            {
+                "psnr": MaskedPSNR(),
+                "psnr_face": MaskedPSNR(),
+                "colour_l2": MeanColourL2(),
+                "colour_l2_face": MeanColourL2(),
+                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            }
+        )
+        self.val_metrics = metrics.clone(prefix="val/")
+        self._val_sample: dict[str, torch.Tensor] | None = None
+
+    def forward(self, uv: torch.Tensor, image: torch.Tensor, face: torch.Tensor) -> dict:
+        """
+        Args:
+            uv: (B, H, W, 2) in [0, 1], -1 on background.
+            image: (B, 3, H, W) target frame in [-1, 1] (its face region is removed before
+                network 2 sees it).
+            face: (B, 1, H, W) face mask in {0, 1}.
+
+        Returns:
+            ``intermediate`` (network 1, face region meaningful), ``final`` (B, 3, H, W) in
+            [-1, 1], and ``eroded`` (the background network 2 saw).
+        """
+        feats = self.texture(uv)
+        inter = self.renderer(feats)
+        if self.blender is None:
+            final = inter * face + image * (1 - face)
+            return {"intermediate": inter, "final": final, "eroded": image * (1 - face)}
+        eroded, _ = erode_background(image, face, self.cfg.data.band)
+        final = self.blender(torch.cat([eroded, inter * face], dim=1))
+        return {"intermediate": inter, "final": final, "eroded": eroded}
+
+    @property
+    def criterion(self) -> RenderLoss:
+        """The training loss, built on first use so that loading a checkpoint for inference
+        never needs the VGG weights."""
+        if (
+            self._criterion is None
+            or next(iter(self._criterion.buffers()), torch.empty(0, device=self.device)).device
+            != self.device
+        ):
+            # kept out of the module tree: no (fixed) VGG weights in the checkpoints
+            object.__setattr__(self, "_criterion", RenderLoss(self.cfg.loss).to(self.device))
+        return self._criterion
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        out = self(batch["uv"], batch["image"], batch["face"])
+        parts = self.criterion(out["final"], out["intermediate"], batch["image"], batch["face"])
+        bs = batch["image"].shape[0]
+        for k, v in parts.items():
+            self.log(
+                f"{stage}/{k}", v, batch_size=bs, sync_dist=stage != "train", prog_bar=k == "loss"
+            )
+        if stage == "val":
+            pred = ((out["final"].float() + 1) / 2).clamp(0, 1)
+            tgt = (batch["image"] + 1) / 2
+            f = batch["face"]
+            m = self.val_metrics
+            m["psnr"].update(pred, tgt)
+            m["psnr_face"].update(pred, tgt, f)
+            m["colour_l2"].update(pred, tgt)
+            m["colour_l2_face"].update(pred, tgt, f)
+            m["ssim"].update(pred, tgt)
+            if self._val_sample is None:
+                self._val_sample = {
+                    "target": tgt[:1].detach().cpu(),
+                    "uv": batch["uv"][:1].detach().cpu(),
+                    "intermediate": ((out["intermediate"][:1].float() + 1) / 2).clamp(0, 1).cpu(),
+                    "final": pred[:1].detach().cpu(),
+                    "face": f[:1].cpu(),
+                }
+        return parts["loss"]
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sample = None
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        nets = list(self.renderer.parameters())
+        if self.blender is not None:
+            nets += list(self.blender.parameters())
+        return torch.optim.Adam(
+            [
+                {"params": self.texture.parameters(), "lr": o.texture_lr},
+                {"params": nets, "lr": o.net_lr},
+            ],
+            betas=(o.beta1, o.beta2),
+        )
+
+
+def sample_grid(sample: dict[str, torch.Tensor]) -> np.ndarray:
+    """One row ``target | UV | intermediate | output | |error| x 4`` as (H, 5W, 3) uint8."""
+    tgt = sample["target"][0]
+    uv = sample["uv"][0]
+    valid = (uv[..., 0] >= 0).float()
+    uv_img = torch.stack([uv[..., 0].clamp(0, 1), uv[..., 1].clamp(0, 1), 0.5 * valid]) * valid
+    inter = sample["intermediate"][0] * sample["face"][0]
+    final = sample["final"][0]
+    err = ((final - tgt).abs() * 4).clamp(0, 1)
+    row = torch.cat([tgt, uv_img, inter, final, err], dim=2)
+    return (row.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+class SampleGrid(Callback):
+    """After each validation: write the sample grid of the first validation frame as PNG in
+    ``<run>/samples/`` and send it to loggers that take images (rank zero only)."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: NeuralRendererModule):
+        if trainer.sanity_checking or module._val_sample is None:
+            return
+        from PIL import Image
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"grid_epoch{trainer.current_epoch:03d}_step{trainer.global_step}.png"
+        Image.fromarray(sample_grid(module._val_sample)).save(path)
+        for lg in trainer.loggers:
+            if hasattr(lg, "log_image"):
+                lg.log_image(key="val/samples", images=[str(path)])

@@ -1,0 +1,50 @@
+"""``nvp train-renderer``: config -> target store frames -> module -> Trainer."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nvp.config import make_run_dir, to_object
+from nvp.data.store import SequenceStore
+from nvp.render.config import RenderConfig
+from nvp.render.data import RendererDataModule
+from nvp.render.module import NeuralRendererModule, SampleGrid
+from nvp.training import make_trainer, resolve_resume
+
+log = logging.getLogger(__name__)
+
+
+def train_renderer(store: str | Path, cfg: DictConfig) -> Path:
+    """Train the neural texture and renderer of one target store; returns the run directory
+    (``config.yaml``, ``checkpoints/``, ``logs/metrics.csv``, ``samples/`` grids)."""
+    c: RenderConfig = to_object(cfg)
+    pl.seed_everything(c.seed, workers=True)
+    st = SequenceStore(store)
+    dm = RendererDataModule(store, c.data, seed=c.seed)
+    target = {
+        "store": str(Path(store).resolve()),
+        "name": st.name,
+        "size": st.size,
+        "face_model_hash": st.attrs.get("face_model", {}).get("hash"),
+        "source_sha256": st.attrs.get("source", {}).get("sha256"),
+    }
+    module = NeuralRendererModule(OmegaConf.to_container(cfg, resolve=True), target=target)
+    has_val = len(dm.val_frames) > 0
+    ckpt_path = resolve_resume(c.resume)
+    run = make_run_dir(c.out, c.name, cfg, runs_subdir=False)
+    log.info("run directory: %s", run)
+    trainer = make_trainer(
+        run,
+        c.trainer,
+        [SampleGrid(run / "samples")],
+        monitor="val/psnr" if has_val else None,
+        mode="max",
+    )
+    torch.set_float32_matmul_precision("high")
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    return run
