@@ -34,6 +34,14 @@ def _split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return paths, overrides
 
 
+def _overrides_only(args: argparse.Namespace) -> list[str]:
+    """The ``key=value`` overrides of a command that takes no further positionals."""
+    extra, overrides = _split_overrides(args.overrides)
+    if extra:
+        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
+    return overrides
+
+
 def _load(schema, default_yaml: str | None, args: argparse.Namespace, cli: list[str]):
     from nvp.config import load, to_object, to_yaml
 
@@ -78,10 +86,7 @@ def cmd_build_face_model(args: argparse.Namespace) -> int:
     from nvp.tracking.face_model import template_face_model
 
     dataset = Path(args.dataset)
-    extra, overrides = _split_overrides(args.overrides)
-    if extra:
-        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
-    cfg, obj = _load(FaceModelConfig, "face_model/default.yaml", args, overrides)
+    cfg, obj = _load(FaceModelConfig, "face_model/default.yaml", args, _overrides_only(args))
     if args.dry_run:
         return 0
     if not dataset.is_dir():
@@ -112,10 +117,7 @@ def cmd_train_a2e(args: argparse.Namespace) -> int:
     from nvp.a2e.config import A2EConfig
     from nvp.a2e.train import train_a2e
 
-    extra, overrides = _split_overrides(args.overrides)
-    if extra:
-        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
-    cfg, _ = _load(A2EConfig, "a2e/paper.yaml", args, overrides)
+    cfg, _ = _load(A2EConfig, "a2e/paper.yaml", args, _overrides_only(args))
     if args.dry_run:
         return 0
     run = train_a2e(args.dataset, cfg)
@@ -127,10 +129,7 @@ def cmd_train_renderer(args: argparse.Namespace) -> int:
     from nvp.render.config import RenderConfig
     from nvp.render.train import train_renderer
 
-    extra, overrides = _split_overrides(args.overrides)
-    if extra:
-        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
-    cfg, _ = _load(RenderConfig, "render/cpu.yaml", args, overrides)
+    cfg, _ = _load(RenderConfig, "render/cpu.yaml", args, _overrides_only(args))
     if args.dry_run:
         return 0
     run = train_renderer(args.store, cfg)
@@ -144,10 +143,7 @@ def cmd_fit_target(args: argparse.Namespace) -> int:
     from nvp.a2e.target import fit_target, mapping_path, save_mapping
     from nvp.data.store import SequenceStore
 
-    extra, overrides = _split_overrides(args.overrides)
-    if extra:
-        raise InputError(f"unexpected arguments {extra} (overrides look like key=value)")
-    _, obj = _load(FitTargetConfig, None, args, overrides)
+    _, obj = _load(FitTargetConfig, None, args, _overrides_only(args))
     if args.dry_run:
         return 0
     bundle = load_a2e(args.checkpoint)

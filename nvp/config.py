@@ -163,6 +163,8 @@ class TrainerConfig:
     """``32-true``, ``bf16-mixed``, ..."""
     max_steps: int = -1
     """Stop after this many optimisation steps (-1 = no limit)."""
+    max_time: str | None = None
+    """Stop after this wall time, ``DD:HH:MM:SS`` (None = no limit)."""
     limit_train_batches: float = 1.0
     """Fraction (<= 1.0) or number (> 1) of training batches per epoch."""
     limit_val_batches: float = 1.0
@@ -327,10 +329,16 @@ def make_run_dir(
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write a text file atomically (temp file in the same folder, then rename)."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a file atomically: a temp file in the same folder, then ``os.replace`` (a reader
+    sees the old file or the new one, never a half-written one)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -46,6 +46,7 @@ def make_trainer(
         default_root_dir=run,
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
+        max_time=t.max_time,
         accelerator=t.accelerator,
         devices=devices,
         num_nodes=t.num_nodes,

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -158,15 +157,9 @@ class FaceModel:
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` atomically (temp file, then rename); returns the path."""
-        path = Path(path)
-        data = self.to_bytes()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        from nvp.config import atomic_write_bytes
+
+        return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<embedded face model>") -> FaceModel:
