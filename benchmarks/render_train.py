@@ -31,10 +31,16 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
     from nvp.render.config import RenderConfig
     from nvp.render.module import NeuralRendererModule
 
-    cfg = load(RenderConfig, "render/cpu.yaml", cli=[
-        f"renderer.conv={conv}", f"renderer.base_width={width}",
-        f"renderer.max_width={max_width}", "loss.vgg_weight=0",
-    ])
+    cfg = load(
+        RenderConfig,
+        "render/cpu.yaml",
+        cli=[
+            f"renderer.conv={conv}",
+            f"renderer.base_width={width}",
+            f"renderer.max_width={max_width}",
+            "loss.vgg_weight=0",
+        ],
+    )
     m = NeuralRendererModule(OmegaConf.to_container(cfg)).to(device)
     opt = m.configure_optimizers()
     g = torch.Generator().manual_seed(0)
@@ -42,8 +48,11 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
     face = torch.zeros(1, 1, size, size)
     face[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
     uv[face[:, 0] == 0] = -1
-    batch = {"uv": uv.to(device), "image": (torch.rand(1, 3, size, size) * 2 - 1).to(device),
-             "face": face.to(device)}
+    batch = {
+        "uv": uv.to(device),
+        "image": (torch.rand(1, 3, size, size) * 2 - 1).to(device),
+        "face": face.to(device),
+    }
 
     def step():
         loss = m._shared_step(batch, "train_bench")
@@ -71,11 +80,22 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         infer_ms = (time.perf_counter() - t0) / steps * 1000
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     params = count_parameters(m.renderer) + count_parameters(m.blender)
-    return {"size": size, "conv": conv, "width": width, "max_width": max_width,
-            "params_nets": params, "train_it_s": it_s, "infer_ms": infer_ms, "peak_mb": peak}
+    return {
+        "size": size,
+        "conv": conv,
+        "width": width,
+        "max_width": max_width,
+        "params_nets": params,
+        "train_it_s": it_s,
+        "infer_ms": infer_ms,
+        "peak_mb": peak,
+    }
 
 
 def main() -> None:
@@ -92,20 +112,42 @@ def main() -> None:
         r = one(int(args.one[0]), args.one[1], args.width, args.max_width, args.steps, args.device)
         print(json.dumps(r))
         return
-    print("| size | conv | width/max | net params | train it/s (batch 1) | inference ms/frame "
-          "| peak MB |")
+    print(
+        "| size | conv | width/max | net params | train it/s (batch 1) | inference ms/frame "
+        "| peak MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for conv in args.convs:
-            out = subprocess.run(
-                [sys.executable, __file__, "--one", str(size), conv, "--width", str(args.width),
-                 "--max-width", str(args.max_width), "--steps", str(args.steps),
-                 "--device", args.device],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        str(size),
+                        conv,
+                        "--width",
+                        str(args.width),
+                        "--max-width",
+                        str(args.max_width),
+                        "--steps",
+                        str(args.steps),
+                        "--device",
+                        args.device,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             r = json.loads(out)
-            print(f"| {size}² | {conv} | {r['width']}/{r['max_width']} | {r['params_nets']:,} | "
-                  f"{r['train_it_s']:.3f} | {r['infer_ms']:.0f} | {r['peak_mb']:.0f} |")
+            print(
+                f"| {size}² | {conv} | {r['width']}/{r['max_width']} | {r['params_nets']:,} | "
+                f"{r['train_it_s']:.3f} | {r['infer_ms']:.0f} | {r['peak_mb']:.0f} |"
+            )
 
 
 if __name__ == "__main__":

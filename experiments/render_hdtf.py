@@ -44,20 +44,43 @@ def main() -> None:
     out = Path(args.out)
     ds = out / "dataset"
     if not find_stores(ds):
-        assert nvp(["preprocess", str(clip), "--out", str(ds), f"crop.size={args.size}",
-                    "audio.name=mel", "split.train=10", "split.val=1", "split.test=0"]) == 0
+        assert (
+            nvp(
+                [
+                    "preprocess",
+                    str(clip),
+                    "--out",
+                    str(ds),
+                    f"crop.size={args.size}",
+                    "audio.name=mel",
+                    "split.train=10",
+                    "split.val=1",
+                    "split.test=0",
+                ]
+            )
+            == 0
+        )
         assert nvp(["build-face-model", str(ds)]) == 0
     store = find_stores(ds)[0]
     mins = int(args.minutes)
     secs = round((args.minutes - mins) * 60)
     rows = []
     for conv in args.convs:
-        cfg = load(RenderConfig, "render/cpu.yaml", cli=[
-            f"renderer.conv={conv}", "data.crop=0", "data.batch_size=1",
-            "trainer.max_epochs=1000", f"trainer.max_time=00:00:{mins:02d}:{secs:02d}",
-            "trainer.enable_progress_bar=false", f"out={out / 'runs'}", f"name=render-{conv}",
-            *args.set,
-        ])
+        cfg = load(
+            RenderConfig,
+            "render/cpu.yaml",
+            cli=[
+                f"renderer.conv={conv}",
+                "data.crop=0",
+                "data.batch_size=1",
+                "trainer.max_epochs=1000",
+                f"trainer.max_time=00:00:{mins:02d}:{secs:02d}",
+                "trainer.enable_progress_bar=false",
+                f"out={out / 'runs'}",
+                f"name=render-{conv}",
+                *args.set,
+            ],
+        )
         t0 = time.perf_counter()
         run = train_renderer(store, cfg)
         wall = time.perf_counter() - t0
@@ -67,8 +90,10 @@ def main() -> None:
                     rows.append({"conv": conv, "run": run.name, "wall_s": round(wall), **r})
         print(f"{conv}: {run}")
     keys = ["val/psnr", "val/psnr_face", "val/colour_l2", "val/colour_l2_face", "val/ssim"]
-    lines = ["| conv | epoch | step | PSNR | PSNR face | colour l2 | colour l2 face | SSIM |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| conv | epoch | step | PSNR | PSNR face | colour l2 | colour l2 face | SSIM |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         vals = " | ".join(f"{float(r[k]):.4f}" if "l2" in k else f"{float(r[k]):.2f}" for k in keys)
         lines.append(f"| {r['conv']} | {r['epoch']} | {r['step']} | {vals} |")
