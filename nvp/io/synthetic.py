@@ -158,7 +158,7 @@ def _resonator(x: np.ndarray, freq: np.ndarray | float, bandwidth: float, rate: 
     return lfilter([1.0 - r], a, x)
 
 
-def _speech_audio(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+def speech_audio(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
     """Voiced speech-like audio whose amplitude envelope is the mouth opening."""
     n = round(seconds * sample_rate)
     t = np.arange(n) / sample_rate
@@ -321,7 +321,7 @@ def make_talking_head(
         The path written.
     """
     frames = _talking_frames(seconds, fps, size, seed, head_motion)
-    audio = _speech_audio(seconds, sample_rate, seed)
+    audio = speech_audio(seconds, sample_rate, seed)
     return write_video(path, frames, fps, audio=audio, sample_rate=sample_rate)
 
 
