@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
-from nvp.config import TrainerConfig
+from nvp.config import TrainerConfig, atomic_write_text, make_run_dir, to_yaml
 from nvp.errors import InputError
 
 
@@ -72,3 +75,37 @@ def make_trainer(
             *callbacks,
         ],
     )
+
+
+#: Environment variable naming the run directory every process of a distributed run shares.
+RUN_DIR_ENV = "NVP_RUN_DIR"
+
+
+@contextmanager
+def shared_run_dir(root: str | Path, name: str, cfg) -> Iterator[Path]:
+    """The run directory of a training run, the same in every process of a DDP job.
+
+    The first process creates a fresh directory and exports it as ``NVP_RUN_DIR``; the worker
+    processes Lightning's launcher starts inherit the variable and use that directory
+    instead of creating their own. With an external launcher (torchrun, SLURM) set
+    ``NVP_RUN_DIR`` to one path for all ranks. The variable is removed again when the run
+    ends (if this process set it), so later runs in the same process get fresh directories.
+    """
+    given = os.environ.get(RUN_DIR_ENV)
+    if given:
+        run = Path(given)
+        run.mkdir(parents=True, exist_ok=True)
+        if (
+            not (run / "config.yaml").exists()
+            and int(os.environ.get("RANK", "0")) == 0
+            and int(os.environ.get("LOCAL_RANK", "0")) == 0
+        ):
+            atomic_write_text(run / "config.yaml", to_yaml(cfg))
+        yield run
+        return
+    run = make_run_dir(root, name, cfg, runs_subdir=False)
+    os.environ[RUN_DIR_ENV] = str(run)
+    try:
+        yield run
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)

@@ -15,9 +15,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from nvp.a2e.config import A2EConfig
 from nvp.a2e.data import A2EDataModule
 from nvp.a2e.module import Audio2ExpressionModule
-from nvp.config import make_run_dir, to_object
+from nvp.config import to_object
 from nvp.errors import InputError
-from nvp.training import make_trainer, resolve_resume
+from nvp.training import make_trainer, resolve_resume, shared_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,15 @@ def train_a2e(dataset: str | Path, cfg: DictConfig) -> Path:
     if not has_val:
         log.warning("no validation frames: checkpoints keep only the last epoch")
     ckpt_path = resolve_resume(c.resume)
-    run = make_run_dir(c.out, c.name, cfg, runs_subdir=False)
-    log.info("run directory: %s", run)
-    trainer = make_trainer(
-        run,
-        c.trainer,
-        [LearningRateMonitor(logging_interval="epoch"), MouthOpeningPlot(run / "samples")],
-        monitor="val/vertex_rms_mouth_mm" if has_val else None,
-        mode="min",
-    )
-    torch.set_float32_matmul_precision("high")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    with shared_run_dir(c.out, c.name, cfg) as run:
+        log.info("run directory: %s", run)
+        trainer = make_trainer(
+            run,
+            c.trainer,
+            [LearningRateMonitor(logging_interval="epoch"), MouthOpeningPlot(run / "samples")],
+            monitor="val/vertex_rms_mouth_mm" if has_val else None,
+            mode="min",
+        )
+        torch.set_float32_matmul_precision("high")
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return run

@@ -9,12 +9,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nvp.config import make_run_dir, to_object
+from nvp.config import to_object
 from nvp.data.store import SequenceStore
 from nvp.render.config import RenderConfig
 from nvp.render.data import RendererDataModule
 from nvp.render.module import NeuralRendererModule, SampleGrid
-from nvp.training import make_trainer, resolve_resume
+from nvp.training import make_trainer, resolve_resume, shared_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,15 @@ def train_renderer(store: str | Path, cfg: DictConfig) -> Path:
     module = NeuralRendererModule(OmegaConf.to_container(cfg, resolve=True), target=target)
     has_val = len(dm.val_frames) > 0
     ckpt_path = resolve_resume(c.resume)
-    run = make_run_dir(c.out, c.name, cfg, runs_subdir=False)
-    log.info("run directory: %s", run)
-    trainer = make_trainer(
-        run,
-        c.trainer,
-        [SampleGrid(run / "samples")],
-        monitor="val/psnr" if has_val else None,
-        mode="max",
-    )
-    torch.set_float32_matmul_precision("high")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    with shared_run_dir(c.out, c.name, cfg) as run:
+        log.info("run directory: %s", run)
+        trainer = make_trainer(
+            run,
+            c.trainer,
+            [SampleGrid(run / "samples")],
+            monitor="val/psnr" if has_val else None,
+            mode="max",
+        )
+        torch.set_float32_matmul_precision("high")
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return run
