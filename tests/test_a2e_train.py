@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nvp.a2e.config import A2EConfig, A2EDataConfig, A2ELossConfig, FitTargetConfig
-from nvp.a2e.data import A2EDataModule, A2EWindows, BalancedSampler
+from nvp.a2e.data import A2EDataModule, BalancedSampler
 from nvp.a2e.loss import ExpressionLoss, vertex_weights
 from nvp.a2e.target import solve_mapping
 from nvp.cli import main
@@ -174,7 +174,8 @@ class TestData:
             a2e_dataset, A2EDataConfig(exclude=["talker2"]), A2ENetConfig(feature_dim=80)
         )
         assert dm.names == ["talker0", "talker1"]
-        assert isinstance(A2EWindows(dm.seqs, "train", 8, 3), A2EWindows)
+        dm.setup()
+        assert {dm.names[int(i)] for i in dm.train_set.items[:, 0]} == {"talker0", "talker1"}
 
 
 def _configs() -> list[list[str]]:

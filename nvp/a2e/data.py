@@ -49,12 +49,15 @@ class Sequence:
     """(N,) bool: a face was detected or interpolated."""
     splits: dict[str, list[int]]
     n_frames: int
+    _array: object = None
 
     def windows(self, frames: np.ndarray) -> np.ndarray:
         """Feature windows of the given frame indices: (len, W, D) float32."""
         if self.features is not None:
             return self.features[frames].astype(np.float32)
-        arr = SequenceStore(self.path)["audio_features"]
+        if self._array is None:  # opened once per sequence (and worker process)
+            self._array = SequenceStore(self.path)["audio_features"]
+        arr = self._array
         lo, hi = int(frames.min()), int(frames.max()) + 1
         block = np.asarray(arr[lo:hi])
         return block[frames - lo].astype(np.float32)

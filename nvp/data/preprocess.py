@@ -109,14 +109,18 @@ def settings_signature(cfg: PreprocessConfig) -> dict[str, Any]:
     return d
 
 
-def resolve_face_model(cfg: PreprocessConfig, dataset: Path) -> FaceModel:
-    """The face model a preprocessing run uses: ``cfg.face_model``, else the dataset's
-    ``face_model.npz``, else the built-in template (K = 0)."""
+def face_model_path(cfg: PreprocessConfig, dataset: Path) -> Path | None:
+    """The face model file a preprocessing run uses: ``cfg.face_model``, else the dataset's
+    ``face_model.npz``, else None (the built-in template, K = 0)."""
     if cfg.face_model:
-        return FaceModel.load(cfg.face_model)
-    if (dataset / FACE_MODEL_FILE).exists():
-        return FaceModel.load(dataset / FACE_MODEL_FILE)
-    return template_face_model()
+        return Path(cfg.face_model)
+    fm = dataset / FACE_MODEL_FILE
+    return fm if fm.exists() else None
+
+
+def load_face_model(path: str | Path | None) -> FaceModel:
+    """:meth:`FaceModel.load`, or the built-in template for None."""
+    return FaceModel.load(path) if path else template_face_model()
 
 
 # ----------------------------------------------------------------------------------------- crop
@@ -528,7 +532,7 @@ def _worker(args: tuple) -> VideoResult:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     torch.set_num_threads(1)
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PreprocessConfig), cfg_dict))
-    model = FaceModel.load(model_path) if model_path else template_face_model()
+    model = load_face_model(model_path)
     return _run_one(Path(src), name, Path(dataset), cfg, model, position)
 
 
@@ -557,10 +561,9 @@ def preprocess(
     paths = collect_inputs(inputs)
     dataset.mkdir(parents=True, exist_ok=True)
     names = store_names(paths)
-    model = resolve_face_model(cfg, dataset)
-    model_path: str | None = None
-    if model.name != "template" or cfg.face_model or (dataset / FACE_MODEL_FILE).exists():
-        model_path = str(cfg.face_model or dataset / FACE_MODEL_FILE)
+    fm_path = face_model_path(cfg, dataset)
+    model = load_face_model(fm_path)
+    model_path = str(fm_path) if fm_path else None
     results: list[VideoResult] = []
     if cfg.workers <= 1 or len(paths) == 1:
         for src, name in zip(paths, names):

@@ -130,11 +130,10 @@ class StoreWriter:
 
     Args:
         final_path: ``<dataset>/<name>.zarr``.
-        n_frames, size: frames and crop side of the sequence.
+        input_key: hash of the inputs and settings. An existing temporary store with the
+            same key is reused (its finished stages are kept, see :meth:`stage_done`); one
+            with another key is deleted.
         clevel, chunk_frames, shard_frames: storage layout (see ``StoreConfig``).
-        resume: reuse an existing temporary store of the same ``input_key`` (stages already
-            written are kept); otherwise a stale temporary store is deleted.
-        input_key: hash of the inputs and settings.
     """
 
     def __init__(
@@ -160,7 +159,6 @@ class StoreWriter:
                 same = False
             if not same:
                 shutil.rmtree(self.tmp_path)
-        self.resumed = self.tmp_path.exists()
         self.group = zarr.open_group(str(self.tmp_path), mode="a", zarr_format=3)
         self.group.attrs.update({"complete": False, "input_key": input_key})
 

@@ -255,7 +255,7 @@ def frontalize(shape: np.ndarray) -> np.ndarray:
     for pitch in np.arange(-30.0, 30.1, 2.5):
         for yaw in np.arange(-15.0, 15.1, 2.5):
             q = p @ Rotation.from_euler("xy", [pitch, yaw], degrees=True).as_matrix().T
-            folded = uv_fold_fraction(tris, uv_from_frontal(q))
+            folded = _folded_area(tris, uv_from_frontal(q))
             cost = (folded, abs(pitch) + abs(yaw))
             if cost < (*best[:1], abs(best[1]) + abs(best[2])):
                 best = (folded, pitch, yaw)
@@ -298,7 +298,11 @@ def uv_fold_fraction(triangles: np.ndarray, uv: np.ndarray) -> float:
     The mesh is a disk, so a consistent orientation of its triangles exists;
     triangles whose UV winding disagrees with the majority are folded over.
     """
-    t = _consistent_orientation(np.asarray(triangles))
+    return _folded_area(_consistent_orientation(np.asarray(triangles)), uv)
+
+
+def _folded_area(t: np.ndarray, uv: np.ndarray) -> float:
+    """Folded UV area fraction of consistently oriented triangles ``t``."""
     a, b, c = uv[t[:, 0]], uv[t[:, 1]], uv[t[:, 2]]
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     pos = cross > 0
