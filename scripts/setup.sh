@@ -19,6 +19,23 @@ VENV=.venv
 STAMP="$VENV/.nvp-setup"
 want=$(cat requirements/*.txt setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -c1-32)
 
+# The default TTS of `nvp say` is the espeak-ng program (Debian package). Installed where this
+# script may use apt (root, or password-less sudo); elsewhere `nvp say` explains what to do.
+if ! command -v espeak-ng >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && SUDO="sudo -n"; } || SUDO="skip"
+  if [ "$SUDO" != "skip" ]; then
+    echo "nvp setup: installing espeak-ng (text-to-speech for nvp say)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends espeak-ng >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 \
+           && $SUDO apt-get install -y -q --no-install-recommends espeak-ng >/dev/null 2>&1; } \
+      || echo "nvp setup: could not install espeak-ng; nvp say needs it (or tts.command)" >&2
+  else
+    echo "nvp setup: espeak-ng is not installed and apt needs root; nvp say needs it" >&2
+  fi
+fi
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import nvp" 2>/dev/null; then
   exit 0
 fi
@@ -37,7 +54,8 @@ echo "nvp setup: installing the working set into $VENV (first run takes a few mi
 # A non-headless opencv from an earlier install would shadow the headless one.
 "${PIP[@]}" uninstall -y opencv-contrib-python opencv-python >/dev/null 2>&1 || true
 "${PIP[@]}" install -c requirements/constraints.txt \
-  -r requirements/base.txt -r requirements/audio.txt -r requirements/dev.txt 2> >(grep -v "^WARNING: Location" >&2)
+  -r requirements/base.txt -r requirements/audio.txt -r requirements/metrics.txt \
+  -r requirements/dev.txt 2> >(grep -v "^WARNING: Location" >&2)
 "${PIP[@]}" install --no-deps -c requirements/constraints.txt mediapipe==0.10.21 2> >(grep -v "^WARNING: Location" >&2)
 "${PIP[@]}" install --no-deps --no-build-isolation -e . 2> >(grep -v "^WARNING: Location" >&2)
 

@@ -4,11 +4,14 @@ Reading
     :func:`probe` describes a file; :func:`iter_frames` streams its frames as RGB arrays,
     optionally resampled to a constant frame rate by timestamps, so that 30 fps and
     variable-frame-rate recordings line up with 25 fps audio features.
+    :class:`FrameReader` gives random access (``reader[i]``) to the same resampled
+    frames, by seeking and a small block cache, e.g. to play a target video backwards.
 
 Writing
     :func:`write_video` encodes RGB frames to H.264 in an MP4 file, with a mono AAC audio
-    track when audio is given. The file appears atomically: it is written under a
-    temporary name in the same folder and renamed when complete.
+    track when audio is given (an array, or chunks pulled as the frames advance). The
+    file appears atomically: it is written under a temporary name in the same folder and
+    renamed when complete.
 
 Errors in the input (missing file, folder, not a media file, corrupt data, no video
 stream) raise :class:`nvp.errors.InputError` naming the file.
@@ -16,11 +19,14 @@ stream) raise :class:`nvp.errors.InputError` naming the file.
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +37,7 @@ import numpy as np
 from nvp.errors import InputError
 
 __all__ = [
+    "FrameReader",
     "VideoInfo",
     "iter_frames",
     "probe",
@@ -40,6 +47,11 @@ __all__ = [
 
 #: Container formats for output suffixes that FFmpeg does not guess on its own.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+#: Demuxers (FFmpeg names) that seek by an index of timestamped packets, so that the
+#: frames decoded after a seek carry their true timestamps. MPEG program/transport
+#: streams, for one, can mislabel the first frames after a seek.
+_SEEKABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm"})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -381,18 +393,27 @@ def _frames(
             yield from _iter_resampled(container, stream, tb, path, info, fps, limit)
 
 
-def _decode(container, stream, tb: Fraction, path: Path) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Decoded frames with their times in seconds relative to the first frame."""
-    t0: float | None = None
+def _frame_seconds(frame: av.VideoFrame, tb: Fraction) -> float | None:
+    """The timestamp of a decoded frame in seconds, ``None`` if it has none."""
+    if frame.pts is not None:
+        return float(frame.pts * tb)
+    if frame.time is not None:
+        return float(frame.time)
+    return None
+
+
+def _decode(
+    container, stream, tb: Fraction, path: Path, t0: float | None = None
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decoded frames with their times in seconds relative to ``t0``.
+
+    ``t0`` defaults to the time of the first frame decoded. Times never decrease: a frame
+    stamped earlier than the one before it (or unstamped) gets the previous time.
+    """
     last = 0.0
     try:
         for frame in container.decode(stream):
-            if frame.pts is not None:
-                t = float(frame.pts * tb)
-            elif frame.time is not None:
-                t = float(frame.time)
-            else:
-                t = None
+            t = _frame_seconds(frame, tb)
             if t0 is None:
                 t0 = t if t is not None else 0.0
             t = last if t is None else max(t - t0, last)
@@ -451,6 +472,350 @@ def _iter_resampled(container, stream, tb, path, info: VideoInfo, fps: float, li
         i += 1
 
 
+# --------------------------------------------------------------------------- random access
+
+
+class _Cursor:
+    """A decoding position of a :class:`FrameReader`, ready to give output ``next_i``.
+
+    It runs the resampling rule of :func:`iter_frames` from a decoded frame ``first``
+    whose time is at or before that of output ``next_i``.
+    """
+
+    def __init__(
+        self,
+        frames: Iterator[tuple[float, av.VideoFrame]],
+        first: tuple[float, av.VideoFrame],
+        next_i: int,
+        *,
+        from_start: bool,
+    ) -> None:
+        self.frames = frames  # decoded (time s, frame) after ``first``
+        self.pending: tuple[float, av.VideoFrame] | None = first  # decoded, not yet held
+        self.held: av.VideoFrame | None = None  # the latest frame at or before next_i
+        self.held_t = 0.0
+        self.held_rgb: np.ndarray | None = None  # its RGB conversion, once needed
+        self.next_i = next_i
+        self.time = first[0]  # time of the latest decoded frame, seconds
+        self.decoded = 1  # frames decoded by this cursor
+        self.eof = False
+        self.from_start = from_start  # whether decoding began at the file's first frame
+
+    def close(self) -> None:
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
+
+class FrameReader:
+    """Random access to the frames of a video resampled to a constant frame rate.
+
+    ``reader[i]`` is the frame that ``iter_frames(path, fps)`` yields as output ``i``
+    (the same pixels, by the same previous-frame rule, with times measured from the first
+    frame's timestamp), and ``len(reader)`` is :func:`resampled_frame_count`. Frames are
+    decoded in blocks of ``block_size`` output frames, kept in a small LRU cache:
+
+    - a block that follows the current decoding position is decoded on from there,
+      without seeking, so a forward pass decodes every frame of the file once;
+    - another missed block is found by seeking (backwards) to the keyframe at or before
+      its first output time and decoding forward; the keyframes are listed once, from the
+      packets, when the reader is opened (no decoding). Seeking is used for MP4/MOV and
+      Matroska/WebM files; in other containers (MPEG-PS/TS, AVI, ...) a block before the
+      decoding position is decoded again from the start of the file;
+    - when the reads move backwards (a miss on the block just before that of the
+      previous read: reverse or ping-pong playback), the blocks between that keyframe and
+      the missed one are cached on the way (up to ``cache_blocks``). A reverse pass then
+      decodes about ``1 + G / (2 * block_size * cache_blocks)`` times as many frames as
+      a forward pass, for keyframes every G frames (measured: 1.75 for libx264's
+      G = 250 with the defaults), instead of a keyframe interval per block.
+
+    After a seek the first decoded frame is checked (one of the listed keyframes, at or
+    before the time wanted); where the demuxer seeks inexactly, earlier keyframes are
+    tried and, last, the file is decoded from its start.
+
+    The reader holds the file open: use it as a context manager or call :meth:`close`.
+    It is not thread-safe; give each worker its own reader.
+
+    Args:
+        path: a video file.
+        fps: output frame rate.
+        block_size: output frames per cached block.
+        cache_blocks: blocks kept in the cache. The memory held is at most
+            ``block_size * cache_blocks`` decoded (H, W, 3) uint8 frames (a frame
+            repeated by the resampling is stored once).
+
+    Attributes:
+        info: :func:`probe`'s description of the file.
+        fps: the output frame rate.
+        decoded_frames: frames decoded so far (the cost of the reads).
+        seeks: seeks done so far (reopening the file to decode from its start included).
+
+    Raises:
+        InputError: as :func:`iter_frames`: when opened (missing or unreadable file, no
+            video stream) or when frames are read (corrupt data).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        *,
+        block_size: int = 32,
+        cache_blocks: int = 4,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if block_size < 1 or cache_blocks < 1:
+            raise ValueError(
+                f"block_size and cache_blocks must be at least 1, got {block_size}, {cache_blocks}"
+            )
+        self._container: av.container.InputContainer | None = None
+        self._cursor: _Cursor | None = None
+        self._cache: OrderedDict[int, list[np.ndarray]] = OrderedDict()
+        self.info = probe(path)
+        self.fps = float(fps)
+        self.block_size = int(block_size)
+        self.cache_blocks = int(cache_blocks)
+        self.decoded_frames = 0
+        self.seeks = 0
+        self._path = Path(self.info.path)
+        self._n = resampled_frame_count(self.info, self.fps)
+        self._last_index: int | None = None
+        key_pts, self._seekable = self._keyframe_pts()
+        self._restart()  # opens the file: stream, time base, t0, a cursor at output 0
+        self.seeks = 0
+        # Keyframes as (time relative to the first frame, pts), in time order.
+        self._keyframes = sorted((float(pts * self._tb) - self._t0, pts) for pts in key_pts)
+        self._key_times = [t for t, _ in self._keyframes]
+        self._key_pts = frozenset(key_pts)
+
+    # -- sequence protocol
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Output frame ``index`` (negative counts from the end) as a fresh (H, W, 3) uint8
+        RGB array."""
+        i = operator.index(index)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"frame index {index} out of range for {self._n} frames")
+        if self._container is None:
+            raise ValueError("the FrameReader is closed")
+        k = i // self.block_size
+        block = self._cache.get(k)
+        if block is None:
+            # Reading backwards: the previous read was in the next block.
+            last = self._last_index
+            backwards = last is not None and last // self.block_size == k + 1
+            block = self._load_block(k, backwards)
+        else:
+            self._cache.move_to_end(k)
+        self._last_index = i
+        return block[i - k * self.block_size].copy()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(self._n):
+            yield self[i]
+
+    # -- life cycle
+
+    def close(self) -> None:
+        """Close the file and drop the cache; reading afterwards raises ValueError."""
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._cache.clear()
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with suppress(Exception):  # during interpreter shutdown modules may be gone
+            self.close()
+
+    # -- blocks
+
+    def _load_block(self, k: int, backwards: bool) -> list[np.ndarray]:
+        """Decode block ``k`` (and, reading backwards, the blocks before it on the way)."""
+        size = self.block_size
+        a, b = k * size, min((k + 1) * size, self._n)
+        if not self._can_continue(a):
+            self._seek_before(a)
+        cursor = self._cursor
+        assert cursor is not None
+        keep_from = a
+        if backwards:
+            first_whole = -(-cursor.next_i // size)  # the first block the cursor fills whole
+            keep_from = max(first_whole, k - self.cache_blocks + 1) * size
+        blocks: dict[int, list[np.ndarray]] = {}
+        while cursor.next_i < b:
+            i = cursor.next_i
+            rgb = self._step(cursor, convert=i >= keep_from)
+            if rgb is not None:
+                blocks.setdefault(i // size, []).append(rgb)
+        for j in sorted(blocks):
+            self._cache[j] = blocks[j]
+            self._cache.move_to_end(j)
+        while len(self._cache) > self.cache_blocks:
+            self._cache.popitem(last=False)
+        return blocks[k]
+
+    def _can_continue(self, a: int) -> bool:
+        """Whether to decode on from the cursor to reach output ``a``, rather than seek.
+
+        Yes when ``a`` is the cursor's next output (sequential reading never seeks), when
+        seeking is not possible, and when no keyframe lies between the cursor's position
+        and ``a`` (a seek would land at or before the cursor). No when the cursor is
+        past ``a``.
+        """
+        cursor = self._cursor
+        if cursor is None or cursor.next_i > a:
+            return False
+        if a == cursor.next_i or not self._seekable:
+            return True
+        j = bisect.bisect_right(self._key_times, a / self.fps + self._tol) - 1
+        return j < 0 or self._key_times[j] <= cursor.time
+
+    def _seek_before(self, a: int) -> None:
+        """Put the cursor at the keyframe at or before output ``a`` (checked)."""
+        wanted = a / self.fps + self._tol
+        j = bisect.bisect_right(self._key_times, wanted) - 1 if self._seekable else -1
+        for _ in range(3):  # this keyframe, else up to two earlier ones
+            if j < 0 or self._key_times[j] <= self._tol:
+                break  # the first keyframe: decode from the start, exactly as iter_frames
+            if self._try_seek(self._keyframes[j][1], wanted):
+                return
+            j -= 1
+        self._restart()
+
+    def _try_seek(self, pts: int, wanted: float) -> bool:
+        """Seek to the keyframe at ``pts``; keep the cursor there if its first frame is a
+        keyframe at or before ``wanted`` seconds."""
+        assert self._container is not None
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        self.seeks += 1
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True)
+        except av.error.FFmpegError:
+            return False
+        frames = self._decoded(self._t0)
+        first = next(frames, None)
+        if (
+            first is None
+            or first[0] > wanted
+            or not first[1].key_frame
+            or first[1].pts not in self._key_pts
+        ):
+            frames.close()
+            return False
+        t = first[0]
+        i = max(0, math.ceil((t - self._tol) * self.fps))  # the first output at or after t
+        while i > 0 and (i - 1) / self.fps >= t - self._tol:
+            i -= 1
+        while i / self.fps < t - self._tol:
+            i += 1
+        self._cursor = _Cursor(frames, first, i, from_start=False)
+        return True
+
+    def _restart(self) -> None:
+        """(Re)open the file with the cursor at its first frame, as :func:`iter_frames`."""
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self.seeks += 1
+        self._container = _open_input(self._path)
+        stream = _video_stream(self._container)
+        if stream is None:  # pragma: no cover - probe checked; the file changed since
+            raise InputError("no video stream", path=self._path)
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        self._tb = stream.time_base or Fraction(1, 90000)
+        self._tol = float(self._tb) / 2 + 1e-9
+        frames = self._decoded(None)
+        first = next(frames, None)
+        if first is None:
+            raise InputError("no video frame could be decoded", path=self._path)
+        self._t0 = _frame_seconds(first[1], self._tb) or 0.0
+        self._cursor = _Cursor(frames, first, 0, from_start=True)
+
+    def _decoded(self, t0: float | None) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Frames decoded from the file's position, timed from ``t0`` (counted)."""
+        assert self._container is not None
+        for item in _decode(self._container, self._stream, self._tb, self._path, t0=t0):
+            self.decoded_frames += 1
+            yield item
+
+    def _step(self, cursor: _Cursor, *, convert: bool) -> np.ndarray | None:
+        """Advance ``cursor`` by one output frame; its RGB array if ``convert``."""
+        i = cursor.next_i
+        while True:
+            if cursor.pending is None and not cursor.eof:
+                cursor.pending = next(cursor.frames, None)
+                if cursor.pending is None:
+                    cursor.eof = True
+                    self._check_complete(cursor)
+                else:
+                    cursor.time = cursor.pending[0]
+                    cursor.decoded += 1
+            if cursor.pending is None:
+                break  # the end: the last frame lasts to the end of the video
+            t, frame = cursor.pending
+            if cursor.held is not None and i / self.fps < t - self._tol:
+                break  # output i comes before this frame: it shows the held one
+            cursor.held, cursor.held_t, cursor.held_rgb = frame, t, None
+            cursor.pending = None
+        cursor.next_i += 1
+        if not convert:
+            return None
+        if cursor.held_rgb is None:
+            assert cursor.held is not None
+            cursor.held_rgb = _frame_rgb(cursor.held, self.info.rotation)
+        return cursor.held_rgb
+
+    def _check_complete(self, cursor: _Cursor) -> None:
+        """At the end of the file: as :func:`iter_frames`, fail if frames went missing."""
+        n = self.info.n_frames
+        if cursor.from_start and cursor.decoded < n - max(2, 0.05 * n):
+            raise InputError(
+                f"only {cursor.decoded} of {n} video frames could be decoded; "
+                f"the last one at t={cursor.held_t:.3f}s (corrupt or truncated file?)",
+                path=self._path,
+            )
+
+    # -- lists of keyframes
+
+    def _keyframe_pts(self) -> tuple[list[int], bool]:
+        """Timestamps of the video stream's keyframe packets (read, not decoded), and
+        whether the container is one that seeks reliably."""
+        keys: list[int] = []
+        with _open_input(self._path) as container:
+            seekable = bool(set(container.format.name.split(",")) & _SEEKABLE_FORMATS)
+            stream = _video_stream(container)
+            if stream is None:  # pragma: no cover - probe checked; the file changed since
+                raise InputError("no video stream", path=self._path)
+            try:
+                for packet in container.demux(stream):
+                    if packet.size and packet.is_keyframe and packet.pts is not None:
+                        keys.append(int(packet.pts))
+            except av.error.FFmpegError:
+                pass  # corrupt data is reported when the frames are decoded
+        return keys, seekable
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -481,6 +846,73 @@ def _prepare_audio(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -1.0, 1.0))
 
 
+def _is_chunk_stream(audio: object) -> bool:
+    """Whether ``audio`` is an iterable of chunks rather than one array of samples."""
+    if isinstance(audio, np.ndarray) or hasattr(audio, "__array__"):
+        return False
+    if isinstance(audio, (list, tuple)):
+        return any(np.ndim(x) > 0 for x in audio)
+    return isinstance(audio, Iterable)
+
+
+class _AudioSource:
+    """Mono samples for :func:`write_video`: an array, or chunks pulled on demand.
+
+    Chunks go through :func:`_prepare_audio` one by one (the same per-sample conversion
+    as for an array); at most one chunk beyond the samples asked for is held.
+    """
+
+    def __init__(self, audio: np.ndarray | Iterable[np.ndarray]) -> None:
+        self._array: np.ndarray | None = None
+        self._chunks: Iterator | None = None
+        self._pending: list[np.ndarray] = []  # pulled chunks not yet taken, in order
+        self._have = 0  # samples in _pending
+        self._pos = 0  # samples of _array taken
+        if _is_chunk_stream(audio):
+            self._chunks = iter(audio)
+        else:
+            self._array = _prepare_audio(audio)
+
+    def _pull(self) -> bool:
+        """Append the next non-empty chunk to ``_pending``; ``False`` at the end."""
+        while self._chunks is not None:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._chunks = None
+                break
+            chunk = _prepare_audio(chunk)
+            if chunk.size:
+                self._pending.append(chunk)
+                self._have += chunk.size
+                return True
+        return False
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` samples as a (<= n,) float32 array (fewer at the end)."""
+        if self._array is not None:
+            piece = self._array[self._pos : self._pos + n]
+            self._pos += piece.size
+            return piece
+        while self._have < n and self._pull():
+            pass
+        if not self._pending:
+            return np.zeros(0, np.float32)
+        joined = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        piece, rest = joined[:n], joined[n:]
+        self._pending = [rest] if rest.size else []
+        self._have = rest.size
+        return piece
+
+    def rest(self) -> Iterator[np.ndarray]:
+        """All the samples not yet taken, in pieces (one for an array)."""
+        if self._array is not None:
+            yield self.take(self._array.size - self._pos)
+            return
+        while self._pending or self._pull():
+            pieces, self._pending, self._have = self._pending, [], 0
+            yield from pieces
+
+
 def _even_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """Pad a frame by repeating its last row/column up to (height, width)."""
     h, w = frame.shape[:2]
@@ -494,7 +926,7 @@ def write_video(
     frames: Iterable[np.ndarray],
     fps: float | Fraction,
     *,
-    audio: np.ndarray | None = None,
+    audio: np.ndarray | Iterable[np.ndarray] | None = None,
     sample_rate: int = 16000,
     codec: str = "libx264",
     crf: int = 18,
@@ -508,12 +940,21 @@ def write_video(
     Frames with an odd width or height are padded by one repeated column/row at the
     right/bottom edge, since 4:2:0 chroma needs even sizes.
 
+    The audio is interleaved with the frames by time: after frame ``i`` the samples up to
+    its end, ``ceil((i + 1) * sample_rate / fps)``, are encoded. Audio given as an
+    iterable of chunks is pulled only as far as that, so a track of any length can be
+    muxed without holding it in memory (e.g. ``audio=iter_audio(src)``). If the chunks
+    run out before the frames, the audio track is simply shorter; audio that goes on
+    after the last frame is written too, as for an array. Both forms give the same file.
+
     Args:
         path: output file; the suffix selects the container (``.mp4`` recommended).
             Missing parent folders are created.
         frames: (H, W, 3) uint8 RGB arrays, all the same size; consumed lazily.
         fps: frame rate (float or :class:`fractions.Fraction`, e.g. ``Fraction(30000, 1001)``).
-        audio: optional mono float32 samples in [-1, 1] (int16 is accepted too).
+        audio: optional mono float32 samples in [-1, 1] (int16 is accepted too): an
+            (S,) array, or an iterable of such arrays (chunks of any lengths, a
+            generator or a list of arrays), consumed lazily.
         sample_rate: sample rate of ``audio`` in Hz.
         codec: FFmpeg video encoder.
         crf: constant rate factor for libx264/libx265 (0 = lossless, 18 = visually
@@ -524,11 +965,12 @@ def write_video(
         The path written.
 
     Raises:
-        ValueError: no frames, frames of different sizes or types, or bad audio.
+        ValueError: no frames, frames of different sizes or types, or bad audio (for
+            chunks, raised when the bad chunk is reached; no file is left behind).
     """
     final = Path(path)
     rate = _as_rate(fps)
-    samples = _prepare_audio(audio) if audio is not None else None
+    samples = _AudioSource(audio) if audio is not None else None
     if samples is not None and sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     fmt = _FORMATS.get(final.suffix.lower())
@@ -558,22 +1000,22 @@ def write_video(
         per_frame = int(sample_rate) / rate if samples is not None else None
         written = 0  # audio samples sent to the encoder so far
 
-        def send_audio(upto: int) -> None:
+        def encode_audio(piece: np.ndarray) -> None:
             nonlocal written
-            if astream is None or samples is None:
-                return
-            upto = min(upto, len(samples))
-            if upto <= written:
-                return
-            chunk = av.AudioFrame.from_ndarray(
-                samples[None, written:upto], format="flt", layout="mono"
-            )
+            chunk = av.AudioFrame.from_ndarray(piece[None], format="flt", layout="mono")
             chunk.sample_rate = int(sample_rate)
             chunk.pts = written
             chunk.time_base = Fraction(1, int(sample_rate))
             for packet in astream.encode(chunk):
                 container.mux(packet)
-            written = upto
+            written += piece.size
+
+        def send_audio(upto: int) -> None:
+            if astream is None or samples is None or upto <= written:
+                return
+            piece = samples.take(upto - written)
+            if piece.size:
+                encode_audio(piece)
 
         index = 0
         frame = first
@@ -597,7 +1039,9 @@ def write_video(
         for packet in vstream.encode():
             container.mux(packet)
         if astream is not None:
-            send_audio(len(samples))
+            for piece in samples.rest():
+                if piece.size:
+                    encode_audio(piece)
             for packet in astream.encode():
                 container.mux(packet)
     return final

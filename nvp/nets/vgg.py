@@ -1,4 +1,4 @@
-"""Frozen VGG19 feature extractor for perceptual losses, without torchvision.
+"""Frozen VGG19 / VGG16 feature extractor for perceptual losses and metrics, without torchvision.
 
 The layer layout is that of torchvision's ``vgg19().features`` (configuration "E": sixteen
 3 × 3 convolutions with ReLU, five max-poolings) with the same indices, so the ImageNet weights
@@ -6,6 +6,9 @@ torchvision publishes (``vgg19-dcbb9e9d.pth``) load by their keys ``features.N.w
 ``features.N.bias``; the ``classifier.*`` keys are ignored. Nothing is ever downloaded: the file
 is read from a given path or from the torch hub cache, where torchvision itself would have put
 it (``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth``).
+
+``arch="vgg16"`` gives torchvision's ``vgg16().features`` (configuration "D": thirteen
+convolutions; ``vgg16-397923af.pth``), the network LPIPS is defined on.
 
 Inputs are normalised with the ImageNet mean and std inside the module (a VGG loss without it
 is a known defect of the authors' release); the input range is an argument.
@@ -25,11 +28,16 @@ from nvp.errors import InputError, MissingDependencyError
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "VGG16_FILENAME",
+    "VGG16_LAYERS",
+    "VGG16_URL",
     "VGG19_FILENAME",
     "VGG19_LAYERS",
     "VGG19_URL",
     "VGGFeatures",
+    "default_vgg16_path",
     "default_vgg19_path",
+    "vgg16_features",
     "vgg19_features",
 ]
 
@@ -39,18 +47,27 @@ VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILENAME}"
 """Where torchvision publishes them (548 MB; only named in error messages)."""
 
+VGG16_FILENAME = "vgg16-397923af.pth"
+"""File name of torchvision's ImageNet VGG16 weights."""
+
+VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILENAME}"
+"""Where torchvision publishes them (528 MB; only named in error messages)."""
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _CFG_E: list[int | str] = [64, 64, "M", 128, 128, "M"] + [256] * 4 + ["M"]
 _CFG_E += [512] * 4 + ["M"] + [512] * 4 + ["M"]
+_CFG_D: list[int | str] = [64, 64, "M", 128, 128, "M"] + [256] * 3 + ["M"]
+_CFG_D += [512] * 3 + ["M"] + [512] * 3 + ["M"]
 
 
-def _layer_names() -> dict[str, int]:
-    """Name -> index in ``features`` (``conv3_4`` -> 16, ``relu3_4`` -> 17, ``pool3`` -> 18)."""
+def _layer_names(cfg: list[int | str]) -> dict[str, int]:
+    """Name -> index in ``features`` (VGG19: ``conv3_4`` -> 16, ``relu3_4`` -> 17, ``pool3`` ->
+    18)."""
     names: dict[str, int] = {}
     block, conv, index = 1, 1, 0
-    for v in _CFG_E:
+    for v in cfg:
         if v == "M":
             names[f"pool{block}"] = index
             index += 1
@@ -63,8 +80,11 @@ def _layer_names() -> dict[str, int]:
     return names
 
 
-VGG19_LAYERS: dict[str, int] = _layer_names()
+VGG19_LAYERS: dict[str, int] = _layer_names(_CFG_E)
 """Layer name -> index in torchvision's ``vgg19().features`` (37 modules, 0 … 36)."""
+
+VGG16_LAYERS: dict[str, int] = _layer_names(_CFG_D)
+"""Layer name -> index in torchvision's ``vgg16().features`` (31 modules, 0 … 30)."""
 
 
 def vgg19_features(n_modules: int | None = None) -> nn.Sequential:
@@ -77,9 +97,25 @@ def vgg19_features(n_modules: int | None = None) -> nn.Sequential:
         ``nn.Sequential`` of ``Conv2d(3 × 3, padding 1)``, ``ReLU`` and ``MaxPool2d(2, 2)``
         with torchvision's indices.
     """
+    return _features(_CFG_E, n_modules)
+
+
+def vgg16_features(n_modules: int | None = None) -> nn.Sequential:
+    """torchvision's ``vgg16().features`` layout (randomly initialised), optionally truncated.
+
+    Args:
+        n_modules: keep the first ``n_modules`` modules (31, all, by default).
+
+    Returns:
+        as :func:`vgg19_features`, with configuration "D" (2-2-3-3-3 convolutions).
+    """
+    return _features(_CFG_D, n_modules)
+
+
+def _features(cfg: list[int | str], n_modules: int | None) -> nn.Sequential:
     layers: list[nn.Module] = []
     c_in = 3
-    for v in _CFG_E:
+    for v in cfg:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
@@ -94,38 +130,69 @@ def default_vgg19_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILENAME
 
 
-def _load_state(weights: str | Path | Mapping[str, Tensor] | None) -> Mapping[str, Tensor]:
+def default_vgg16_path() -> Path:
+    """``<torch.hub.get_dir()>/checkpoints/vgg16-397923af.pth``: where torchvision caches it."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILENAME
+
+
+# arch -> (configuration, layer names, file name, URL, default path, what to do when missing)
+_ARCHS = {
+    "vgg19": (
+        _CFG_E,
+        VGG19_LAYERS,
+        VGG19_FILENAME,
+        VGG19_URL,
+        default_vgg19_path,
+        "for the perceptual loss",
+        ", or pass its path as vgg_weights_path, or set vgg_weight=0 to train without "
+        "the perceptual loss",
+    ),
+    "vgg16": (
+        _CFG_D,
+        VGG16_LAYERS,
+        VGG16_FILENAME,
+        VGG16_URL,
+        default_vgg16_path,
+        "(LPIPS)",
+        ", or pass its path",
+    ),
+}
+
+
+def _load_state(
+    weights: str | Path | Mapping[str, Tensor] | None, arch: str = "vgg19"
+) -> Mapping[str, Tensor]:
+    _, _, filename, url, default_path, purpose, advice = _ARCHS[arch]
+    name = arch.upper()
     if isinstance(weights, Mapping):
         return weights
-    path = default_vgg19_path() if weights is None else Path(weights).expanduser()
+    path = default_path() if weights is None else Path(weights).expanduser()
     if not path.is_file():
         raise MissingDependencyError(
-            f"the VGG19 ImageNet weights for the perceptual loss are missing: put "
-            f"torchvision's {VGG19_FILENAME} (from {VGG19_URL}) at {path}"
+            f"the {name} ImageNet weights {purpose} are missing: put "
+            f"torchvision's {filename} (from {url}) at {path}"
             + (" (the torch hub cache)" if weights is None else "")
-            + ", or pass its path as vgg_weights_path, or set vgg_weight=0 to train without "
-            "the perceptual loss",
+            + advice,
             path=path,
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated download, an HTML error page, another format
         raise InputError(
-            f"cannot read VGG19 weights ({type(exc).__name__}: {exc}); expected torchvision's "
-            f"{VGG19_FILENAME}",
+            f"cannot read {name} weights ({type(exc).__name__}: {exc}); expected torchvision's "
+            f"{filename}",
             path=path,
         ) from exc
     if not isinstance(state, Mapping):
         raise InputError(
-            f"not a state dict (got {type(state).__name__}); expected torchvision's "
-            f"{VGG19_FILENAME}",
+            f"not a state dict (got {type(state).__name__}); expected torchvision's {filename}",
             path=path,
         )
     return state
 
 
 class VGGFeatures(nn.Module):
-    """Frozen ImageNet VGG19 returning the activations of chosen layers.
+    """Frozen ImageNet VGG19 (or VGG16) returning the activations of chosen layers.
 
     The network is truncated after the deepest requested layer. Its parameters never require
     gradients (gradients still flow to the input), it stays in eval mode, and its weights are
@@ -152,25 +219,30 @@ class VGGFeatures(nn.Module):
         layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4"),
         weights: str | Path | Mapping[str, Tensor] | None = None,
         input_range: tuple[float, float] = (-1.0, 1.0),
+        arch: str = "vgg19",
     ) -> None:
         super().__init__()
+        if arch not in _ARCHS:
+            raise ValueError(f"arch must be one of {sorted(_ARCHS)}, got {arch!r}")
+        cfg, names, filename, _, default_path, _, _ = _ARCHS[arch]
         layers = list(layers)
-        unknown = [name for name in layers if name not in VGG19_LAYERS]
+        unknown = [name for name in layers if name not in names]
         if not layers or unknown:
             raise ValueError(
-                f"unknown VGG19 layer names {unknown or '(none given)'}; valid names are "
-                f"{', '.join(VGG19_LAYERS)}"
+                f"unknown {arch.upper()} layer names {unknown or '(none given)'}; valid names "
+                f"are {', '.join(names)}"
             )
         low, high = (float(v) for v in input_range)
         if not high > low:
             raise ValueError(f"input_range must be (low, high) with high > low, got {input_range}")
         self.layers = layers
+        self.arch = arch
         self.input_range = (low, high)
-        self._index = {name: VGG19_LAYERS[name] for name in layers}
+        self._index = {name: names[name] for name in layers}
         n_modules = max(self._index.values()) + 1
-        self.features = vgg19_features(n_modules)
+        self.features = _features(cfg, n_modules)
 
-        state = _load_state(weights)
+        state = _load_state(weights, arch)
         own = self.features.state_dict()
         wanted = {f"features.{k}": v for k, v in own.items()}
         problems = []
@@ -186,10 +258,10 @@ class VGGFeatures(nn.Module):
             else:
                 loaded[key.removeprefix("features.")] = value
         if problems:
-            where = weights if isinstance(weights, str | Path) else default_vgg19_path()
+            where = weights if isinstance(weights, str | Path) else default_path()
             source = "the given state dict" if isinstance(weights, Mapping) else str(where)
             raise InputError(
-                f"{source} is not a torchvision VGG19 state dict: "
+                f"{source} is not a torchvision {arch.upper()} state dict ({filename}): "
                 + "; ".join(problems[:4])
                 + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
             )
@@ -207,7 +279,7 @@ class VGGFeatures(nn.Module):
         self.register_load_state_dict_pre_hook(_fill_own_keys)
 
     def extra_repr(self) -> str:
-        return f"layers={self.layers}, input_range={self.input_range}"
+        return f"arch={self.arch}, layers={self.layers}, input_range={self.input_range}"
 
     def train(self, mode: bool = True) -> VGGFeatures:
         """Kept in eval mode whatever ``mode`` is (the network is frozen)."""

@@ -1,0 +1,147 @@
+"""Reenactment speed: frames/s and the time per stage (features, A2E, raster, render, encode).
+
+    python benchmarks/reenact.py [--sizes 256 512] [--convs dilated strided] [--seconds 4]
+        [--device cpu] [--out /tmp/nvp-bench-reenact]
+
+For each size, one HDTF clip is preprocessed at that size (default settings: Whisper
+features), an A2E checkpoint and a renderer (``conf/render/cpu.yaml``, one training step:
+the weights do not change the cost) are made for it, and ``nvp reenact`` renders
+``--seconds`` of a LibriSpeech utterance (crop output, and full frame). The per-stage table
+is printed and written to ``OUT/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nvp.cli import main as nvp  # noqa: E402
+from nvp.config import CONF_DIR  # noqa: E402
+from nvp.data.store import find_stores  # noqa: E402
+
+
+def ok(argv: list[str]) -> None:
+    if nvp(argv) != 0:
+        raise SystemExit(f"nvp {' '.join(argv)} failed")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--convs", nargs="+", default=["dilated", "strided"])
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clip", default="WDA_AlexandriaOcasioCortez_000.mp4")
+    ap.add_argument("--out", default="/tmp/nvp-bench-reenact")
+    args = ap.parse_args()
+
+    import torch
+
+    from nvp.io.audio import load_audio, write_wav
+    from nvp.reenact.config import ReenactConfig
+    from nvp.reenact.pipeline import reenact
+    from nvp.reenact.target import load_target
+
+    data = Path(os.environ.get("NVP_DATA", REPO.parent / "shared" / "data"))
+    out = Path(args.out)
+    speech = sorted((data / "audio" / "librispeech").glob("*"))[0]
+    wav = out / "drive.wav"
+    out.mkdir(parents=True, exist_ok=True)
+    a = load_audio(speech, 16000)[: int(args.seconds * 16000)]
+    write_wav(wav, a, 16000)
+    lines = [
+        f"# nvp reenact speed ({args.device}, torch threads {torch.get_num_threads()}, "
+        f"{args.seconds:g} s of audio)",
+        "",
+        "| size | renderer | output | frames/s | features | a2e | raster | render | compose | "
+        "encode | check | (ms/frame) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in args.sizes:
+        ds = out / f"ds{size}"
+        if not find_stores(ds):
+            ok(
+                [
+                    "preprocess",
+                    str(data / "video" / "hdtf" / args.clip),
+                    "--out",
+                    str(ds),
+                    f"crop.size={size}",
+                ]
+            )
+            ok(["build-face-model", str(ds)])
+        store = find_stores(ds)[0]
+        a2e = out / f"a2e{size}"
+        if not list(a2e.glob("a2e-*/checkpoints/last.ckpt")):
+            ok(
+                [
+                    "train-a2e",
+                    str(ds),
+                    "--config",
+                    str(CONF_DIR / "a2e" / "tiny.yaml"),
+                    f"out={a2e}",
+                    "trainer.max_steps=1",
+                ]
+            )
+        for conv in args.convs:
+            r = out / f"render{size}-{conv}"
+            if not list(r.glob("render-*/checkpoints/last.ckpt")):
+                ok(
+                    [
+                        "train-renderer",
+                        str(store),
+                        f"out={r}",
+                        f"renderer.conv={conv}",
+                        "trainer.max_steps=1",
+                        "trainer.enable_progress_bar=false",
+                        "trainer.limit_val_batches=0",
+                    ]
+                )
+            tdir = out / f"target{size}-{conv}"
+            if not (tdir / "target.json").exists():
+                ok(
+                    [
+                        "make-target",
+                        "--store",
+                        str(store),
+                        "--a2e",
+                        str(next(a2e.glob("a2e-*"))),
+                        "--renderer",
+                        str(next(r.glob("render-*"))),
+                        "--out",
+                        str(tdir),
+                    ]
+                )
+            t = load_target(tdir, device=args.device)
+            for output in ("crop", "full"):
+                cfg = ReenactConfig(output=output, device=args.device)
+                res = reenact(t, wav, out / f"out{size}-{conv}-{output}.mp4", cfg)
+                print(f"\n{size} px, {conv}, {output}:\n{res.table()}")
+                ms = {k: 1000 * v / res.n_frames for k, v in res.seconds.items()}
+                lines.append(
+                    f"| {size} | {conv} | {output} | {res.frames_per_s:.2f} | "
+                    + " | ".join(
+                        f"{ms.get(k, 0):.1f}"
+                        for k in (
+                            "features",
+                            "a2e",
+                            "raster",
+                            "render",
+                            "compose",
+                            "encode",
+                            "check",
+                        )
+                    )
+                    + " | |"
+                )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

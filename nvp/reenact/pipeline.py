@@ -1,0 +1,472 @@
+"""``nvp reenact``: driving audio -> an mp4 of the target person speaking it.
+
+Stages (each timed, see :class:`ReenactResult`):
+
+1. **check**: the audio is decoded once in chunks to count its samples and run the voice
+   activity detector (silence or no speech is refused with a clear error);
+2. **features**: chunks of audio (with a margin of context on both sides) -> the A2E
+   checkpoint's audio features, windowed per video frame at the target's fps;
+3. **a2e**: Audio2ExpressionNet (per-frame net + temporal filter) -> 32-d
+   audio-expressions -> the target's map -> K expression coefficients (optionally smoothed
+   over time);
+4. **raster**: mesh ``identity + basis @ expression`` at the reused target frame's rigid
+   pose -> UV map and face mask at the store's size;
+5. **render**: neural texture + renderer (+ blending network over the target frame);
+6. **compose**: crop output, or pasted back into the full original frame; side by side;
+7. **encode**: H.264 mp4 with the driving audio muxed in.
+
+Memory is bounded: the audio is streamed in chunks (``chunk_seconds``), frames are rendered
+in batches and encoded as they come, and full source frames are read through a block
+cache. The output has ``round(duration * fps)`` frames: its length matches the audio's to
+within half a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+from tqdm import tqdm
+
+from nvp.audio.config import AudioFeatureConfig
+from nvp.audio.features import feature_signature
+from nvp.audio.windows import extract_windows
+from nvp.data.preprocess import crop_matrix
+from nvp.data.store import SequenceStore
+from nvp.errors import InputError
+from nvp.reenact.config import ReenactConfig
+from nvp.reenact.target import Target
+from nvp.tracking.fit import apply_pose
+from nvp.tracking.landmarks import FACE_MISSING
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+#: Peak amplitude below which a file counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+
+
+class Timer:
+    """Seconds spent per named stage (``with timer("render"): ...``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def __call__(self, name: str) -> _Stage:
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, timer: Timer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.timer.seconds[self.name] += time.perf_counter() - self.t0
+
+
+# ------------------------------------------------------------------------------ target frames
+
+
+def target_frames(store: SequenceStore, which: str = "all") -> np.ndarray:
+    """Frame indices of the target that may be reused: those of ``which`` (a split or
+    ``all``) with a face (detected or interpolated)."""
+    a, b = (0, store.n_frames) if which == "all" else store.split_range(which)
+    flags = np.asarray(store["face_flag"][a:b])
+    idx = np.arange(a, b)[flags != FACE_MISSING]
+    if len(idx) == 0:
+        raise InputError(f"no frames with a face in {which!r}", path=store.path)
+    return idx
+
+
+def pingpong(i: np.ndarray, n: int) -> np.ndarray:
+    """Positions ``0, 1, .., n-1, n-2, .., 1, 0, 1, ..`` of output frames ``i`` (looping back
+    and forth over ``n`` frames, no frame shown twice at the turns)."""
+    i = np.asarray(i, np.int64)
+    if n <= 1:
+        return np.zeros_like(i)
+    k = i % (2 * n - 2)
+    return np.where(k < n, k, 2 * n - 2 - k)
+
+
+def audio_config(store: SequenceStore) -> AudioFeatureConfig:
+    """The audio feature settings the store was preprocessed with (and that its A2E checkpoint
+    was trained on), checked against the store's feature signature."""
+    settings = (store.attrs.get("settings") or {}).get("audio")
+    if not settings:
+        raise InputError("the store records no audio feature settings", path=store.path)
+    if settings.get("precomputed"):
+        raise InputError(
+            "the target's features were precomputed DeepSpeech windows; new audio needs an "
+            "extractor (audio.name=deepspeech with its graph, or another extractor)",
+            path=store.path,
+        )
+    cfg = AudioFeatureConfig(**settings)
+    sig = feature_signature(cfg)
+    if sig != store.attrs.get("features"):
+        raise InputError(
+            "the audio extractor available here differs from the one the store was built with "
+            "(e.g. other model weights); the features would not match the A2E checkpoint",
+            path=store.path,
+        )
+    return cfg
+
+
+# ------------------------------------------------------------------------------- audio checks
+
+
+@dataclass
+class AudioCheck:
+    """What the pre-pass found in the driving audio."""
+
+    n_samples: int
+    """Samples at 16 kHz."""
+    peak: float
+    speech_s: float
+    sample_rate: int
+    """The file's own sample rate (used for the muxed audio track)."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / SAMPLE_RATE
+
+
+def check_audio(path: str | Path, min_speech_s: float, chunk_seconds: float = 30.0) -> AudioCheck:
+    """Stream the audio once: length, peak level and seconds of speech (Silero VAD).
+
+    Raises:
+        InputError: unreadable / unsupported file, no audio track, silence, or less speech
+            than ``min_speech_s``.
+    """
+    from nvp.audio.vad import speech_seconds_stream
+    from nvp.io.audio import audio_info, iter_audio
+
+    info = audio_info(path)
+    n = 0
+    peak = 0.0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal n, peak
+        for c in iter_audio(path, SAMPLE_RATE, chunk_seconds):
+            n += c.size
+            if c.size:
+                peak = max(peak, float(np.abs(c).max()))
+            yield c
+
+    speech = speech_seconds_stream(counted()) if min_speech_s > 0 else None
+    if speech is None:
+        for _ in counted():
+            pass
+    if peak < SILENCE_PEAK:
+        raise InputError(f"the audio is silent (peak level {peak:.2e})", path=path)
+    if speech is not None and speech < min_speech_s:
+        raise InputError(
+            f"no speech detected (the voice activity detector found {speech:.2f} s of speech "
+            f"in {n / SAMPLE_RATE:.1f} s; min_speech_seconds={min_speech_s:g})",
+            path=path,
+        )
+    return AudioCheck(n, peak, speech or 0.0, int(info.sample_rate))
+
+
+# --------------------------------------------------------------------------------- expressions
+
+
+def _context_frames(target: Target, smooth_sigma: float, window: int) -> int:
+    net = target.a2e.cfg.net
+    return int(net.seq_len + window + math.ceil(4 * smooth_sigma) + 8)
+
+
+def stream_expressions(
+    target: Target,
+    chunks: Iterator[np.ndarray],
+    n_frames: int,
+    cfg: ReenactConfig,
+    timer: Timer | None = None,
+    audio_cfg: AudioFeatureConfig | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Expressions of output frames, chunk by chunk, from streamed 16 kHz audio.
+
+    Every chunk of ``cfg.chunk_seconds`` is processed with a margin of context frames on
+    both sides (the feature windows, the temporal filter's 8 frames and the smoothing
+    kernel), so the result equals processing the whole file at once (exactly for the
+    mel/MFCC extractors, whose rows depend only on their own 25 ms; Whisper encodes 30-s
+    windows of its own and differs slightly at chunk boundaries).
+
+    Args:
+        target: the loaded target.
+        chunks: the driving audio as mono float32 chunks at 16 kHz (any lengths).
+        n_frames: output frames N.
+        cfg: reenactment settings (``chunk_seconds``, ``smooth_sigma``).
+
+    Yields:
+        ``(f0, expressions)``: the first output frame of the chunk and (n, K) float32.
+    """
+    timer = timer or Timer()
+    acfg = audio_cfg or audio_config(target.store)
+    fps = target.fps
+    spf = SAMPLE_RATE / fps
+    step = max(1, round(cfg.chunk_seconds * fps))
+    margin = _context_frames(target, cfg.smooth_sigma, acfg.window)
+    M = torch.as_tensor(target.mapping, device=target.device)
+    scale = target.a2e.cfg.net.expr_scale
+    buf = np.zeros(0, np.float32)
+    buf_start = 0  # sample index of buf[0]
+    exhausted = False
+    it = iter(chunks)
+    for f0 in range(0, n_frames, step):
+        f1 = min(n_frames, f0 + step)
+        fs, fe = max(0, f0 - margin), min(n_frames, f1 + margin)
+        s0, s1 = round(fs * spf), round(fe * spf)
+        while not exhausted and buf_start + buf.size < s1:
+            nxt = next(it, None)
+            if nxt is None:
+                exhausted = True
+            else:
+                buf = np.concatenate([buf, np.asarray(nxt, np.float32)])
+        seg = buf[max(0, s0 - buf_start) : max(0, s1 - buf_start)]
+        with timer("features"):
+            windows = extract_windows(seg, SAMPLE_RATE, fe - fs, fps, acfg)
+        with timer("a2e"), torch.inference_mode():
+            feats = torch.as_tensor(windows, dtype=torch.float32, device=target.device)
+            filt = target.a2e.net.sequence_forward(feats)["filtered"]
+            expr = (scale * filt @ M.T).cpu().numpy()
+            if cfg.smooth_sigma > 0:
+                expr = gaussian_filter1d(expr, cfg.smooth_sigma, axis=0, mode="nearest")
+        yield f0, expr[f0 - fs : f1 - fs].astype(np.float32)
+        keep_from = round(max(0, f1 - margin) * spf)  # the next segment's first sample
+        if keep_from > buf_start:
+            buf = buf[keep_from - buf_start :]
+            buf_start = keep_from
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+class FrameRenderer:
+    """Meshes at the target's poses -> UV / mask -> neural renderer, in batches."""
+
+    def __init__(self, target: Target) -> None:
+        self.t = target
+        st = target.store
+        fm = target.face_model
+        dev = target.device
+        self.identity = np.asarray(st["identity"][...], np.float32)
+        self.tracked = np.asarray(st["expression"][...], np.float32)
+        self.pose = np.asarray(st["pose"][...], np.float32)
+        self.faces = torch.as_tensor(fm.triangles, dtype=torch.int64, device=dev)
+        self.uvs = torch.as_tensor(fm.uv, device=dev)
+        self.labels = torch.as_tensor(fm.triangle_labels, device=dev)
+        self.mouth_w = fm.mouth_weight.astype(np.float32)[:, None]
+        self.size = st.size
+
+    def raster(
+        self, tidx: np.ndarray, expr: np.ndarray | None, mouth_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """UV maps (B, S, S, 2) and label masks (B, S, S) of target frames ``tidx`` with
+        expressions ``expr`` (B, K) (None = the tracked ones)."""
+        from nvp.raster import render_uv_mask
+
+        fm = self.t.face_model
+        tracked = self.tracked[tidx]
+        shape = fm.expression_vertices(self.identity, tracked if expr is None else expr)
+        if mouth_only and expr is not None:
+            shape = self.mouth_w * shape + (1 - self.mouth_w) * fm.expression_vertices(
+                self.identity, tracked
+            )
+        verts = torch.as_tensor(apply_pose(shape, self.pose[tidx]), device=self.t.device)
+        uv, mask = render_uv_mask(verts, self.faces, self.uvs, self.labels, (self.size,) * 2)
+        return uv.half().float(), mask  # as stored (float16), as the renderer was trained
+
+    def frames(self, tidx: np.ndarray) -> np.ndarray:
+        """The target's crops (B, S, S, 3) uint8."""
+        arr = self.t.store["frames"]
+        return np.stack([np.asarray(arr[int(i)]) for i in tidx])
+
+    @torch.inference_mode()
+    def render(self, uv: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> np.ndarray:
+        """Renderer output (B, S, S, 3) uint8 over the target crops ``frames``."""
+        dev = self.t.device
+        image = torch.as_tensor(frames, device=dev).permute(0, 3, 1, 2).float() / 127.5 - 1
+        face = (mask > 0).float()[:, None].to(dev)
+        out = self.t.renderer(uv.to(dev), image, face)["final"]
+        rgb = ((out.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return rgb.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def paste(
+    frame: np.ndarray,
+    crop: np.ndarray,
+    face: np.ndarray,
+    square: np.ndarray,
+    dilate: int,
+    feather: float,
+) -> np.ndarray:
+    """Paste a rendered crop back into the full frame through the crop square.
+
+    Args:
+        frame: (H, W, 3) uint8 original frame.
+        crop: (S, S, 3) uint8 rendered crop.
+        face: (S, S) bool face region of the crop; the pasted region is this, dilated by
+            ``dilate`` px and feathered with a Gaussian of ``feather`` px (crop pixels).
+        square: ``[x0, y0, side]`` of the crop in source pixels.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    h, w = frame.shape[:2]
+    s = crop.shape[0]
+    m = crop_matrix(square, s)
+    alpha = face.astype(np.float32)
+    if dilate > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2)
+        alpha = cv2.dilate(alpha, k)
+    if feather > 0:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    big = cv2.warpAffine(crop, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    a = cv2.warpAffine(alpha, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)[..., None]
+    out = frame.astype(np.float32) * (1 - a) + big.astype(np.float32) * a
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def source_reader(store: SequenceStore):
+    """Random access to the full source frames of a store at its fps (for full-frame output)."""
+    from nvp.io.video import FrameReader
+
+    src = store.attrs.get("source", {})
+    p = Path(src.get("path", ""))
+    if not p.is_file():
+        raise InputError(
+            f"full-frame output needs the target's source video, which is missing ({p}); "
+            "use output=crop",
+            path=store.path,
+        )
+    if src.get("bytes") and p.stat().st_size != src["bytes"]:
+        raise InputError(
+            "the target's source video changed since preprocessing; use output=crop", path=p
+        )
+    return FrameReader(p, store.fps)
+
+
+# ----------------------------------------------------------------------------------- the job
+
+
+@dataclass
+class ReenactResult:
+    """What :func:`reenact` wrote and how long each stage took."""
+
+    out: Path
+    n_frames: int
+    fps: float
+    duration_s: float
+    speech_s: float
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per stage: check, features, a2e, raster, render, compose, encode, total."""
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.n_frames / max(self.seconds.get("total", 0.0), 1e-9)
+
+    def table(self) -> str:
+        """Per-stage ms/frame and share of the time."""
+        tot = self.seconds.get("total", 0.0)
+        rows = [f"{'stage':<9} {'s':>8} {'ms/frame':>9} {'share':>6}"]
+        for k in ("check", "features", "a2e", "raster", "render", "compose", "encode"):
+            s = self.seconds.get(k, 0.0)
+            rows.append(
+                f"{k:<9} {s:8.2f} {1000 * s / max(1, self.n_frames):9.1f} "
+                f"{100 * s / max(tot, 1e-9):5.1f}%"
+            )
+        rows.append(f"{'total':<9} {tot:8.2f} {1000 * tot / max(1, self.n_frames):9.1f}")
+        return "\n".join(rows)
+
+
+def reenact(
+    target: Target, audio: str | Path, out: str | Path, cfg: ReenactConfig
+) -> ReenactResult:
+    """Render ``target`` speaking ``audio`` into the mp4 ``out`` (see the module docstring).
+
+    Raises:
+        InputError: unreadable audio, silence / no speech, audio shorter than one feature
+            window, a missing source video for full-frame output. Nothing is left at
+            ``out`` unless the whole video was written.
+    """
+    from nvp.io.audio import iter_audio
+    from nvp.io.video import write_video
+
+    t_start = time.perf_counter()
+    timer = Timer()
+    with timer("check"):
+        chk = check_audio(audio, cfg.min_speech_seconds, cfg.chunk_seconds)
+        acfg = audio_config(target.store)
+    fps = target.fps
+    n = max(1, round(chk.n_samples / SAMPLE_RATE * fps))
+    span = acfg.window / fps if acfg.stride == "video" else acfg.window / 50.0
+    if chk.duration_s < span:
+        raise InputError(
+            f"the audio is too short: {chk.duration_s:.2f} s, less than one {span:.2f}-s "
+            "feature window",
+            path=audio,
+        )
+    frames_idx = target_frames(target.store, cfg.frames)
+    fr = FrameRenderer(target)
+    reader = source_reader(target.store) if cfg.output == "full" else None
+    crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
+    band = int(target.renderer.cfg.data.band)
+    feather = cfg.paste_feather * target.size
+
+    def frames() -> Iterator[np.ndarray]:
+        bar = tqdm(total=n, desc=f"reenact {target.name}", unit="frame", dynamic_ncols=True)
+        chunks = iter_audio(audio, SAMPLE_RATE, cfg.chunk_seconds)
+        for f0, expr in stream_expressions(target, chunks, n, cfg, timer, acfg):
+            for b0 in range(0, len(expr), cfg.batch):
+                e = expr[b0 : b0 + cfg.batch]
+                out_idx = np.arange(f0 + b0, f0 + b0 + len(e))
+                tidx = frames_idx[pingpong(out_idx, len(frames_idx))]
+                with timer("raster"):
+                    uv, mask = fr.raster(tidx, e, cfg.mouth_only)
+                with timer("render"):
+                    src = fr.frames(tidx)
+                    rgb = fr.render(uv, mask, src)
+                with timer("compose"):
+                    face = mask.cpu().numpy() > 0
+                    for j in range(len(e)):
+                        img, left = rgb[j], src[j]
+                        if reader is not None:
+                            full = reader[int(tidx[j])]
+                            img = paste(full, img, face[j], crops[tidx[j]], band + 2, feather)
+                            left = full
+                        if cfg.side_by_side:
+                            img = np.concatenate([left, img], axis=1)
+                        yield img
+                bar.update(len(e))
+        bar.close()
+
+    t_enc = time.perf_counter()
+    path = write_video(
+        out,
+        frames(),
+        fps,
+        audio=iter_audio(audio, chk.sample_rate, cfg.chunk_seconds),
+        sample_rate=chk.sample_rate,
+        crf=cfg.crf,
+    )
+    write_s = time.perf_counter() - t_enc
+    if reader is not None:
+        reader.close()
+    secs = dict(timer.seconds)
+    inner = sum(secs.get(k, 0.0) for k in ("features", "a2e", "raster", "render", "compose"))
+    secs["encode"] = max(0.0, write_s - inner)
+    secs["total"] = time.perf_counter() - t_start
+    return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs)
