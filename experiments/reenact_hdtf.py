@@ -2,6 +2,7 @@
 
     python experiments/reenact_hdtf.py [--out /tmp/nvp-reenact] [--size 128]
         [--a2e-minutes 6] [--render-minutes 8] [--audio librispeech/<file>.ogg]
+        [--render-set renderer.conv=strided ...]
 
 1. preprocess the GRID clips and both HDTF clips (default settings: Whisper features) at
    ``--size`` and build the face model over them;
@@ -56,6 +57,9 @@ def main() -> None:
     ap.add_argument("--a2e-minutes", type=float, default=6.0)
     ap.add_argument("--render-minutes", type=float, default=8.0)
     ap.add_argument("--audio", default=None, help="driving audio (default: first LibriSpeech)")
+    ap.add_argument(
+        "--render-set", nargs="*", default=[], metavar="key=value", help="renderer overrides"
+    )
     args = ap.parse_args()
     data = Path(os.environ.get("NVP_DATA", REPO.parent / "shared" / "data"))
     out = Path(args.out)
@@ -107,6 +111,7 @@ def main() -> None:
                 "trainer.max_epochs=1000",
                 "trainer.enable_progress_bar=false",
                 "data.crop=0",
+                *args.render_set,
             ]
         ),
     )

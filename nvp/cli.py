@@ -137,6 +137,32 @@ def cmd_train_renderer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nvp.sweep import sweep_command
+
+    items = ([args.file] if args.file else []) + list(args.overrides)
+    paths, overrides = _split_overrides(items)
+    if len(paths) > 1:
+        raise InputError(f"one sweep file expected, got {paths} (overrides look like key=value)")
+    return sweep_command(
+        paths[0] if paths else None,
+        overrides=overrides,
+        configs=args.config or [],
+        offline=args.offline or bool(args.resume),
+        count=args.count,
+        dataset=args.dataset,
+        out=args.out,
+        resume=args.resume,
+        seed=args.seed,
+        metric_value=args.metric_value,
+        isolate=args.isolate,
+        project=args.project,
+        entity=args.entity,
+        sweep_id=args.sweep_id,
+        dry_run=args.dry_run,
+    )
+
+
 def cmd_fit_target(args: argparse.Namespace) -> int:
     from nvp.a2e.checkpoint import load_a2e
     from nvp.a2e.config import FitTargetConfig
@@ -185,31 +211,106 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from nvp.config import PreprocessConfig, load, make_run_dir, to_object
-    from nvp.data.inspect import contact_sheet, format_summary, summary
-    from nvp.data.preprocess import preprocess, results_table
-    from nvp.data.store import SequenceStore
-    from nvp.io.synthetic import make_talking_head
+def _inference_cfg(schema, args: argparse.Namespace, flags: dict):
+    """Load an inference config: defaults <- --config files <- explicit flags <- key=value."""
+    from nvp.config import load, to_object, to_yaml
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    video = out / "talking_head.mp4"
-    if not video.exists():
-        print(f"generating the built-in talking-head clip -> {video}")
-        make_talking_head(video, seconds=args.seconds, size=args.size)
-    cfg = load(PreprocessConfig, "preprocess/default.yaml", cli=args.overrides)
-    run = make_run_dir(out, "demo", cfg)
-    results = preprocess([video], out / "dataset", to_object(cfg))
-    print(results_table(results))
-    if any(r.status == "failed" for r in results):
-        return 1
-    sub = argparse.Namespace(dataset=str(out / "dataset"), overrides=[], config=None, dry_run=False)
-    cmd_build_face_model(sub)
-    store = SequenceStore(results[0].store)
-    print(format_summary(summary(store)))
-    sheet = contact_sheet(store, out / "contact_sheet.png")
-    print(f"contact sheet: {sheet}\nrun directory: {run}")
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    cfg = load(schema, *(args.config or []), overrides=overrides, cli=_overrides_only(args))
+    if args.dry_run:
+        print(to_yaml(cfg), end="")
+    return to_object(cfg)
+
+
+def cmd_make_target(args: argparse.Namespace) -> int:
+    from nvp.reenact.target import load_target, make_target
+
+    out = make_target(args.out, args.store, args.a2e, args.renderer, args.mapping, name=args.name)
+    t = load_target(out, device="cpu")
+    print(
+        f"target {t.name} -> {out}\n  store {t.store.path} ({t.store.n_frames} frames, "
+        f"{t.size} px, {t.fps:g} fps)\n  A2E {t.a2e.hash}, face model {t.face_model.hash} "
+        f"(K = {t.face_model.n_components})"
+    )
+    return 0
+
+
+def _reenact_flags(args: argparse.Namespace) -> dict:
+    return {
+        "output": args.output,
+        "side_by_side": True if args.side_by_side else None,
+        "smooth_sigma": args.smooth,
+        "mouth_only": True if args.mouth_only else None,
+        "device": args.device,
+    }
+
+
+def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
+    from nvp.reenact.pipeline import reenact
+    from nvp.reenact.target import load_target
+
+    target = load_target(args.target, device=cfg.device)
+    r = reenact(target, audio, args.out, cfg)
+    print(r.table())
+    print(
+        f"{r.n_frames} frames ({r.duration_s:.2f} s of audio, {r.speech_s:.2f} s speech) at "
+        f"{r.frames_per_s:.2f} frames/s -> {r.out}"
+    )
+    return 0
+
+
+def cmd_reenact(args: argparse.Namespace) -> int:
+    from nvp.reenact.config import ReenactConfig
+
+    cfg = _inference_cfg(ReenactConfig, args, _reenact_flags(args))
+    if args.dry_run:
+        return 0
+    return _run_reenact(args, Path(args.audio), cfg)
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from nvp.reenact.config import ReenactConfig
+    from nvp.reenact.tts import synthesize
+
+    flags = _reenact_flags(args)
+    flags["tts"] = {k: v for k, v in {"voice": args.voice}.items() if v}
+    cfg = _inference_cfg(ReenactConfig, args, flags)
+    if args.dry_run:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="nvp-say-") as tmp:
+        wav = synthesize(args.text, Path(tmp) / "speech.wav", cfg.tts)
+        if args.keep_wav:
+            import shutil
+
+            shutil.copyfile(wav, Path(args.out).with_suffix(".wav"))
+        return _run_reenact(args, wav, cfg)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nvp.reenact.config import EvaluateConfig
+    from nvp.reenact.evaluate import evaluate, require_landmarks
+    from nvp.reenact.target import load_target
+
+    flags = {"split": args.split, "device": args.device, "landmarks": args.landmarks}
+    cfg = _inference_cfg(EvaluateConfig, args, flags)
+    if args.dry_run:
+        return 0
+    require_landmarks(cfg.landmarks)
+    target = load_target(args.target, device=cfg.device)
+    report = evaluate(target, cfg, args.out)
+    from nvp.reenact.evaluate import markdown_report
+
+    print(markdown_report(report))
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nvp.demo import run_demo
+
+    run_demo(args.out, args.video, size=args.size)
     return 0
 
 
@@ -263,6 +364,36 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_train_renderer)
 
+    sp = sub.add_parser(
+        "sweep",
+        help="hyper-parameter sweep from a W&B sweep YAML (W&B agent, or --offline)",
+        description="Run a W&B sweep file (conf/sweeps/*.yaml): online through W&B's sweep "
+        "server and agent, or --offline on this machine with W&B's sweep engine (a run "
+        "directory per trial, summary.csv / summary.md ranked by the sweep's metric).",
+    )
+    sp.add_argument("file", nargs="?", metavar="SWEEP_YAML")
+    sp.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides of every trial"
+    )
+    sp.add_argument("--offline", action="store_true", help="run locally, without W&B's server")
+    sp.add_argument("--count", type=int, metavar="N", help="trials to run (default: the grid)")
+    sp.add_argument("--dataset", metavar="PATH", help="dataset / target store the sweep trains on")
+    sp.add_argument("--out", default="runs/sweeps", help="parent of offline sweep directories")
+    sp.add_argument("--resume", metavar="SWEEP_DIR", help="continue an offline sweep")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the offline search")
+    sp.add_argument(
+        "--metric-value",
+        choices=["best", "last"],
+        default="best",
+        help="offline ranking by each trial's best or last metric value (default best)",
+    )
+    sp.add_argument("--isolate", action="store_true", help="offline: each trial in its own process")
+    sp.add_argument("--project", help="W&B project (default: the file's, else nvp)")
+    sp.add_argument("--entity", help="W&B entity")
+    sp.add_argument("--sweep-id", help="join an existing W&B sweep instead of creating one")
+    common(sp)
+    sp.set_defaults(func=cmd_sweep)
+
     sp = sub.add_parser("fit-target", help="closed-form person-specific mapping of a target")
     sp.add_argument("checkpoint", metavar="A2E_CKPT")
     sp.add_argument("target", metavar="TARGET_STORE")
@@ -287,11 +418,61 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(func=cmd_inspect)
 
-    sp = sub.add_parser("demo", help="run the pipeline on a clip nvp generates itself")
+    sp = sub.add_parser(
+        "make-target",
+        help="bundle a target: store + A2E checkpoint + mapping + renderer",
+        description="Assemble a TARGET folder for reenact / say / evaluate.",
+    )
+    sp.add_argument("--store", required=True, help="the target's sequence store")
+    sp.add_argument("--a2e", required=True, help="A2E checkpoint or run directory")
+    sp.add_argument("--renderer", required=True, help="renderer checkpoint or run directory")
+    sp.add_argument("--mapping", help="mapping .npz (default: fitted now when absent)")
+    sp.add_argument("--name", help="target name (default: the store's)")
+    sp.add_argument("--out", required=True, metavar="TARGET_DIR")
+    sp.set_defaults(func=cmd_make_target)
+
+    def reenact_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--target", required=True, metavar="TARGET_DIR")
+        sp.add_argument("--out", required=True, metavar="OUT.mp4")
+        sp.add_argument("--output", choices=["crop", "full"], help="crop (default) or full frame")
+        sp.add_argument("--side-by-side", action="store_true", help="driving frame | result")
+        sp.add_argument("--smooth", type=float, metavar="SIGMA", help="expression smoothing")
+        sp.add_argument("--mouth-only", action="store_true", help="upper face from the target")
+        sp.add_argument("--device", help="auto (default), cpu, cuda")
+        sp.add_argument("overrides", nargs="*", metavar="key=value")
+        common(sp)
+
+    sp = sub.add_parser("reenact", help="audio file -> mp4 of the target speaking it")
+    sp.add_argument("--audio", required=True, help="driving audio (any format FFmpeg reads)")
+    reenact_options(sp)
+    sp.set_defaults(func=cmd_reenact)
+
+    sp = sub.add_parser("say", help="text -> speech (TTS) -> mp4 of the target speaking it")
+    sp.add_argument("text", help="the sentence to say")
+    sp.add_argument("--voice", help="TTS voice (espeak-ng: en-us, en, de, ...)")
+    sp.add_argument("--keep-wav", action="store_true", help="keep the speech as OUT.wav")
+    reenact_options(sp)
+    sp.set_defaults(func=cmd_say)
+
+    sp = sub.add_parser("evaluate", help="self-reenactment metrics on held-out frames")
+    sp.add_argument("--target", required=True, metavar="TARGET_DIR")
+    sp.add_argument("--out", required=True, metavar="REPORT_DIR")
+    sp.add_argument("--split", choices=["train", "val", "test"], help="default: test")
+    sp.add_argument("--landmarks", choices=["mediapipe", "dlib"], help="default: mediapipe")
+    sp.add_argument("--device", help="auto (default), cpu, cuda")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    common(sp)
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser(
+        "demo",
+        help="every stage, for real, at a small size, on clips nvp makes itself",
+        description="Generate talking heads (TTS + a public-domain photo), preprocess, build the "
+        "face model, train A2E and the renderer, reenact a new sentence and evaluate.",
+    )
     sp.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    sp.add_argument("--seconds", type=float, default=4.0, help="length of the generated clip")
-    sp.add_argument("--size", type=int, default=256, help="side of the generated clip, px")
-    sp.add_argument("overrides", nargs="*", metavar="key=value", help="preprocessing overrides")
+    sp.add_argument("--video", help="run on your own talking-head video instead")
+    sp.add_argument("--size", type=int, default=64, help="crop size of the stores, px")
     sp.set_defaults(func=cmd_demo)
     return p
 

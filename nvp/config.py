@@ -146,6 +146,35 @@ class PreprocessConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Loggers of a training run. ``logs/metrics.csv`` (Lightning's CSVLogger) is always written;
+    Weights & Biases is opt-in (``trainer.logger.wandb=true``)."""
+
+    wandb: bool = False
+    """Also log to Weights & Biases (metrics, sample images, the resolved config). Off by
+    default: nothing leaves the machine and no W&B service process starts unless asked."""
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    """``auto``: ``$WANDB_MODE`` when set, else ``online`` when a W&B API key is configured
+    (``WANDB_API_KEY`` or a netrc entry for the W&B host) and ``offline`` otherwise (sync later
+    with ``wandb sync <run>/wandb/offline-run-*``); ``disabled``: no W&B logger at all."""
+    wandb_project: str = "nvp"
+    """W&B project."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None = the account's default."""
+    wandb_name: str | None = None
+    """W&B run name; None = the run directory's name."""
+    group: str | None = None
+    """W&B run group (e.g. one ablation study)."""
+    tags: list[str] = field(default_factory=list)
+    """Extra W&B tags, added to the derived ones."""
+    auto_tags: bool = True
+    """Add tags derived from the config's ablation axes (``conv:strided``, ``no-filter``,
+    ``audio:mel``, ...)."""
+    wandb_log_model: bool = False
+    """Upload the checkpoints as W&B artifacts at the end of training."""
+
+
+@dataclass
 class TrainerConfig:
     """The Lightning Trainer settings that experiments change."""
 
@@ -177,6 +206,8 @@ class TrainerConfig:
     """Deterministic algorithms (slower)."""
     enable_progress_bar: bool = True
     """Progress bar with it/s and ETA."""
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """Loggers besides ``logs/metrics.csv``: Weights & Biases (``trainer.logger.wandb=true``)."""
 
 
 @dataclass

@@ -56,10 +56,14 @@ class A2EDataConfig:
     """Sampling of training windows from the sequence stores."""
 
     batch_size: int = 16
-    """Samples per optimisation step and device (the global batch is this x devices x nodes)."""
+    """Samples per optimisation step and device (the global batch is this x devices x nodes;
+    the learning rate is not rescaled with it)."""
+    global_batch_size: int = 0
+    """The intended global batch (0 = unset): when set, training stops with a ConfigError unless
+    it equals ``batch_size`` x devices x nodes (a check for multi-device configs)."""
     samples_per_epoch: int = 0
-    """Samples drawn per epoch (uniform over sequences, then uniform over frames); 0 = as many
-    as there are training frames."""
+    """Samples drawn per epoch over all devices together (uniform over sequences, then uniform
+    over frames); 0 = as many as there are training frames."""
     num_workers: int = 0
     """DataLoader worker processes."""
     in_memory_mb: int = 2048

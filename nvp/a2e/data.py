@@ -10,8 +10,9 @@ temporal pairs never cross a sequence boundary.
 
 Sampling is uniform over sequences, then uniform over a sequence's frames
 (weight 1 / len(sequence) per frame), re-drawn every epoch from ``seed + epoch``.
-Under DDP Lightning wraps the sampler in a distributed wrapper, so every rank
-draws a disjoint share.
+Under DDP every rank draws the same epoch list and takes its share r, r + W, ...
+(:class:`nvp.data.sampling.StridedShard`): W processes with batch b train on the
+samples one process with batch W x b trains on; ``samples_per_epoch`` is global.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nvp.a2e.config import A2EDataConfig
+from nvp.data.sampling import shard_for
 from nvp.data.store import FACE_MODEL_FILE, SequenceStore, find_stores
 from nvp.errors import InputError
 from nvp.nets.audio2expression import A2ENetConfig
@@ -246,7 +248,7 @@ class A2EDataModule(pl.LightningDataModule):
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.batch_size,
-            sampler=sampler,
+            sampler=shard_for(sampler, self.trainer),
             num_workers=self.cfg.num_workers,
             drop_last=False,
             persistent_workers=self.cfg.num_workers > 0,

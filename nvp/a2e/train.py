@@ -17,9 +17,24 @@ from nvp.a2e.data import A2EDataModule
 from nvp.a2e.module import Audio2ExpressionModule
 from nvp.config import to_object
 from nvp.errors import InputError
-from nvp.training import make_trainer, resolve_resume, shared_run_dir
+from nvp.training import (
+    check_batch_size,
+    config_tags,
+    finish_wandb,
+    make_trainer,
+    resolve_resume,
+    shared_run_dir,
+)
 
 log = logging.getLogger(__name__)
+
+#: W&B tags from the A2E ablation axes (see :func:`nvp.training.config_tags`).
+A2E_TAGS = {
+    "net.temporal_filter": lambda v: "filter" if v else "no-filter",
+    "loss.space": "loss:{}",
+    "loss.temporal_weight": lambda v: None if v else "no-temporal-loss",
+    "loss.mouth_factor": lambda v: "no-mouth-weight" if v == 1 else None,
+}
 
 
 class MouthOpeningPlot(Callback):
@@ -89,11 +104,14 @@ def dataset_feature_shape(dataset: str | Path) -> tuple[int, int, int]:
     return tuple(SequenceStore(stores[0])["audio_features"].shape)
 
 
-def train_a2e(dataset: str | Path, cfg: DictConfig) -> Path:
+def train_a2e(
+    dataset: str | Path, cfg: DictConfig, callbacks: list[Callback] | None = None
+) -> Path:
     """Train the generalized stage on the stores of ``dataset``; returns the run directory.
 
     The run directory holds ``config.yaml``, ``checkpoints/`` (``last.ckpt`` and the best by
-    validation mouth error), ``metrics.csv`` and ``samples/`` plots.
+    validation mouth error), ``metrics.csv`` and ``samples/`` plots. ``callbacks`` are added
+    to the Trainer's (under DDP every process must pass the same ones).
     """
     if cfg.auto_feature_dim:
         cfg = cfg.copy()
@@ -117,15 +135,25 @@ def train_a2e(dataset: str | Path, cfg: DictConfig) -> Path:
     if not has_val:
         log.warning("no validation frames: checkpoints keep only the last epoch")
     ckpt_path = resolve_resume(c.resume)
-    with shared_run_dir(c.out, c.name, cfg) as run:
+    sig = dm.feature_signature
+    audio = sig.get("name") if isinstance(sig, dict) else None
+    tags = ["a2e", *config_tags(cfg, A2E_TAGS), *([f"audio:{audio}"] if audio else [])]
+    with shared_run_dir(c.out, c.name, cfg) as run, finish_wandb():
         log.info("run directory: %s", run)
         trainer = make_trainer(
             run,
             c.trainer,
-            [LearningRateMonitor(logging_interval="epoch"), MouthOpeningPlot(run / "samples")],
+            [
+                LearningRateMonitor(logging_interval="epoch"),
+                MouthOpeningPlot(run / "samples"),
+                *(callbacks or []),
+            ],
             monitor="val/vertex_rms_mouth_mm" if has_val else None,
             mode="min",
+            config=cfg,
+            tags=tags,
         )
+        check_batch_size(trainer, c.data.batch_size, c.data.global_batch_size)
         torch.set_float32_matmul_precision("high")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return run

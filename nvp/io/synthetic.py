@@ -217,7 +217,12 @@ def _head_motion(times: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _talking_frames(
-    seconds: float, fps: float, size: int, seed: int, head_motion: bool
+    seconds: float,
+    fps: float,
+    size: int,
+    seed: int,
+    head_motion: bool,
+    opening: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     image, pts = _still()
     (xl, yl), (xr, yr) = pts["mouth_left"], pts["mouth_right"]
@@ -241,7 +246,8 @@ def _talking_frames(
 
     n_frames = max(1, math.floor(seconds * fps + 1e-6))
     times = np.arange(n_frames) / fps
-    opening = mouth_opening(times, seconds=seconds, seed=seed)
+    if opening is None:
+        opening = mouth_opening(times, seconds=seconds, seed=seed)
     if head_motion:
         tx, ty, angle = _head_motion(times, seed)
         tx, ty = tx * size / 256, ty * size / 256
@@ -305,8 +311,13 @@ def make_talking_head(
     sample_rate: int = 16000,
     seed: int = 0,
     head_motion: bool = True,
+    speech: np.ndarray | None = None,
 ) -> Path:
     """Write a synthetic talking-head clip: H.264 video with AAC speech-like audio.
+
+    With ``speech`` (e.g. a TTS recording) the clip lasts as long as the speech, which
+    is its audio track, and the mouth opens with the speech's loudness
+    (:func:`speech_mouth_opening`); ``seconds`` is then ignored.
 
     Args:
         path: output file (``.mp4``).
@@ -316,13 +327,40 @@ def make_talking_head(
         sample_rate: audio sample rate in Hz.
         seed: seeds the syllables, the voice and the head motion.
         head_motion: add a slight smooth head motion (a few pixels, +-2 degrees).
+        speech: mono float samples at ``sample_rate`` to use as the audio track and to
+            drive the mouth.
 
     Returns:
         The path written.
     """
-    frames = _talking_frames(seconds, fps, size, seed, head_motion)
-    audio = speech_audio(seconds, sample_rate, seed)
+    if speech is None:
+        frames = _talking_frames(seconds, fps, size, seed, head_motion)
+        audio = speech_audio(seconds, sample_rate, seed)
+    else:
+        audio = np.asarray(speech, np.float32)
+        seconds = audio.size / sample_rate
+        n = max(1, math.floor(seconds * fps + 1e-6))
+        opening = speech_mouth_opening(audio, sample_rate, n, fps)
+        frames = _talking_frames(seconds, fps, size, seed, head_motion, opening)
     return write_video(path, frames, fps, audio=audio, sample_rate=sample_rate)
+
+
+def speech_mouth_opening(
+    audio: np.ndarray, sample_rate: int, n_frames: int, fps: float
+) -> np.ndarray:
+    """Mouth opening in [0, 1] per video frame from a recording's loudness: the RMS over
+    each frame's 1/fps window relative to its 95th percentile (clipped to 1), lightly
+    smoothed (a mouth does not move faster than ~10 Hz)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from nvp.metrics.sync import audio_envelope
+
+    env = audio_envelope(audio, sample_rate, n_frames, fps)
+    ref = float(np.percentile(env, 95)) if env.size else 0.0
+    if ref <= 0:
+        return np.zeros(n_frames)
+    level = np.clip(env / ref, 0.0, 1.0)
+    return np.clip(gaussian_filter1d(level, 0.7), 0.0, 1.0)
 
 
 def make_silent_video(

@@ -26,7 +26,11 @@ class RenderDataConfig:
     """Frames, UV maps and masks of one target store."""
 
     batch_size: int = 1
-    """Images per optimisation step and device (global batch = this x devices x nodes)."""
+    """Images per optimisation step and device (global batch = this x devices x nodes; the
+    learning rates are not rescaled with it)."""
+    global_batch_size: int = 0
+    """The intended global batch (0 = unset): when set, training stops with a ConfigError unless
+    it equals ``batch_size`` x devices x nodes (a check for multi-device configs)."""
     crop: int = 0
     """Random square crops of this side for training (0 = full frames); validation always
     uses full frames."""

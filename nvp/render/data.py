@@ -1,8 +1,10 @@
 """Training frames of one target store for the neural renderer.
 
 Each item reads one frame from the store (one chunk per array), so memory does not
-grow with the video length. Splits are the store's time-based ranges. Under DDP
-Lightning shards the (random) sampler across ranks.
+grow with the video length. Splits are the store's time-based ranges. Training frames
+are shuffled by :class:`EpochPermutation`; under DDP every rank takes its share of the same
+permutation (:class:`nvp.data.sampling.StridedShard`), so W processes with batch b see the
+frames one process with batch W x b sees.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from nvp.data.sampling import shard_for
 from nvp.data.store import SequenceStore
 from nvp.errors import InputError
 from nvp.render.config import RenderDataConfig
@@ -77,6 +80,34 @@ class RendererFrames(Dataset):
         }
 
 
+class EpochPermutation(Sampler[int]):
+    """A fresh random permutation of ``n`` items per epoch, drawn from ``seed + epoch``.
+
+    A sampler of its own rather than ``shuffle=True``: under DDP every rank takes the items
+    r, r + W, r + 2W, ... of the same permutation (:class:`nvp.data.sampling.StridedShard`),
+    so a step of W processes with b items each covers the items one process with W x b items
+    covers (Lightning would replace a shuffling DataLoader's sampler by a
+    ``DistributedSampler`` with its own order). Drawing from the epoch also makes a resumed run
+    see the epochs' orders it would have seen without the interruption.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n = int(n)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1  # a fresh order each epoch even without set_epoch
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def split_frames(store: SequenceStore, split: str) -> np.ndarray:
     """Frames of ``split`` that have a face (detected or interpolated)."""
     a, b = store.split_range(split)
@@ -122,7 +153,7 @@ class RendererDataModule(pl.LightningDataModule):
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.batch_size,
-            shuffle=True,
+            sampler=shard_for(EpochPermutation(len(self.train_set), self.seed), self.trainer),
             num_workers=self.cfg.num_workers,
             generator=g,
             persistent_workers=self.cfg.num_workers > 0,

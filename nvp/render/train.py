@@ -8,20 +8,40 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback
 
 from nvp.config import to_object
 from nvp.data.store import SequenceStore
 from nvp.render.config import RenderConfig
 from nvp.render.data import RendererDataModule
 from nvp.render.module import NeuralRendererModule, SampleGrid
-from nvp.training import make_trainer, resolve_resume, shared_run_dir
+from nvp.training import (
+    check_batch_size,
+    config_tags,
+    finish_wandb,
+    make_trainer,
+    resolve_resume,
+    shared_run_dir,
+)
 
 log = logging.getLogger(__name__)
 
+#: W&B tags from the renderer's ablation axes (see :func:`nvp.training.config_tags`).
+RENDER_TAGS = {
+    "renderer.conv": "conv:{}",
+    "renderer.norm": "norm:{}",
+    "blend": lambda v: None if v else "no-blend",
+    "loss.vgg_weight": lambda v: None if v else "no-vgg",
+}
 
-def train_renderer(store: str | Path, cfg: DictConfig) -> Path:
+
+def train_renderer(
+    store: str | Path, cfg: DictConfig, callbacks: list[Callback] | None = None
+) -> Path:
     """Train the neural texture and renderer of one target store; returns the run directory
-    (``config.yaml``, ``checkpoints/``, ``logs/metrics.csv``, ``samples/`` grids)."""
+    (``config.yaml``, ``checkpoints/``, ``logs/metrics.csv``, ``samples/`` grids).
+    ``callbacks`` are added to the Trainer's (under DDP every process must pass the same
+    ones)."""
     c: RenderConfig = to_object(cfg)
     pl.seed_everything(c.seed, workers=True)
     st = SequenceStore(store)
@@ -36,15 +56,18 @@ def train_renderer(store: str | Path, cfg: DictConfig) -> Path:
     module = NeuralRendererModule(OmegaConf.to_container(cfg, resolve=True), target=target)
     has_val = len(dm.val_frames) > 0
     ckpt_path = resolve_resume(c.resume)
-    with shared_run_dir(c.out, c.name, cfg) as run:
+    with shared_run_dir(c.out, c.name, cfg) as run, finish_wandb():
         log.info("run directory: %s", run)
         trainer = make_trainer(
             run,
             c.trainer,
-            [SampleGrid(run / "samples")],
+            [SampleGrid(run / "samples"), *(callbacks or [])],
             monitor="val/psnr" if has_val else None,
             mode="max",
+            config=cfg,
+            tags=["renderer", *config_tags(cfg, RENDER_TAGS)],
         )
+        check_batch_size(trainer, c.data.batch_size, c.data.global_batch_size)
         torch.set_float32_matmul_precision("high")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return run

@@ -1,0 +1,28 @@
+"""``nvp demo --video``: every stage on a user's video (the default demo runs in the notebook
+tests, which need espeak-ng)."""
+
+from __future__ import annotations
+
+import json
+
+from nvp.demo import run_demo
+from nvp.io.video import probe
+
+
+def test_demo_on_a_given_video(talking_head, tmp_path):
+    times = run_demo(tmp_path, talking_head, size=48, a2e_epochs=2, render_epochs=1)
+    assert list(times) == [
+        "preprocess",
+        "build-face-model",
+        "train-a2e",
+        "train-renderer",
+        "make-target (fit mapping)",
+        "reenact (the video's own audio)",
+        "evaluate",
+    ]
+    src = probe(talking_head)
+    out = probe(tmp_path / "say.mp4")
+    assert out.n_frames == src.n_frames and out.width == 2 * 48  # target | reenactment
+    m = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert m["frames"] > 0 and m["metrics"]["audio"]["psnr"] > 5
+    assert (tmp_path / "target" / "target.json").is_file()
