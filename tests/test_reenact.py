@@ -230,6 +230,7 @@ def test_paste_keeps_frame_outside_the_face():
     inner = (y - cy) ** 2 + (x - cx) ** 2 < (8 * 1.25) ** 2
     assert np.abs(out[inner].astype(int) - [200, 10, 50]).max() <= 1
 
+
 def test_reenact_bad_audio(tiny_target, tmp_path, capsys):
     def run(audio: Path) -> tuple[int, str]:
         out = tmp_path / "bad.mp4"

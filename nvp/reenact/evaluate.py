@@ -293,13 +293,11 @@ def _write_per_frame(out: Path, per_frame: dict[str, list]) -> None:
 
 
 def _plot(path: Path, per_frame: dict[str, list], name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     x = per_frame["frame"]
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+    fig = Figure(figsize=(9, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     for m in MODES:
         axes[0].plot(x, per_frame[f"{m}/psnr"], label=LABELS[m])
         axes[1].plot(x, per_frame[f"{m}/psnr_face"], label=LABELS[m])
@@ -313,7 +311,6 @@ def _plot(path: Path, per_frame: dict[str, list], name: str) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)
 
 
