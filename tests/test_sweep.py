@@ -271,3 +271,35 @@ def test_offline_needs_dataset(tmp_path, capsys):
     assert main(["sweep", f, "--offline", "--out", str(tmp_path)]) == 1
     assert "--dataset" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing created
+
+
+#: Two training steps of either stage (the tiny configs), for the shipped-sweep smoke test.
+TWO_STEPS = {
+    "train-renderer": TINY,
+    "train-a2e": [
+        "--config",
+        str(CONF_DIR / "a2e" / "tiny.yaml"),
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+    ],
+}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_shipped_sweep_runs_two_steps(path, store, a2e_dataset, tmp_path):
+    """Every file in conf/sweeps runs one trial of two training steps offline on CPU."""
+    cfg = load_sweep(path)
+    stage = train_command(cfg["command"])
+    assert stage is not None
+    name = stage[1]
+    data = a2e_dataset if name == "train-a2e" else store
+    args = ["sweep", str(path), "--offline", "--count", "1", "--dataset", str(data)]
+    assert main([*args, "--out", str(tmp_path), *TWO_STEPS[name]]) == 0
+    (root,) = tmp_path.glob(f"{path.stem}-*")
+    (trial,) = json.loads((root / "trials.json").read_text())
+    assert trial["status"] == "finished", trial
+    ckpt = root / trial["id"] / "checkpoints" / "last.ckpt"
+    import torch
+
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 2
