@@ -113,6 +113,11 @@ def run_demo(
     stage("build-face-model", lambda: _run(["build-face-model", str(ds)]))
     stores = find_stores(ds)
     store = next((s for s in stores if s.stem == target_name), stores[0])
+    from nvp.data.inspect import contact_sheet
+    from nvp.data.store import SequenceStore
+
+    sheet = contact_sheet(SequenceStore(store), out / "contact_sheet.png")
+    print(f"contact sheet of the target store (landmarks, UV, mouth mask): {sheet}")
     quiet = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=1"]
     stage(
         "train-a2e",
@@ -201,6 +206,7 @@ def run_demo(
     print(f"  {'total':<40} {total:7.1f} s")
     print(
         f"\nreenactment video : {mp4}\nevaluation report : {report / 'report.md'}\n"
-        f"side-by-side eval : {report / 'side_by_side.mp4'}\ntarget bundle     : {target}"
+        f"side-by-side eval : {report / 'side_by_side.mp4'}\ntarget bundle     : {target}\n"
+        f"contact sheet     : {out / 'contact_sheet.png'}"
     )
     return times

@@ -12,6 +12,9 @@ for a few steps with 2 CPU processes (gloo) through ``tests/ddp_launch.py`` and 
   items (A2E's loss is a batch RMS, sqrt(mean): DDP averages grad sqrt(m_rank) instead of
   taking grad sqrt(m); the renderer's face l1 divides by the batch's face area).
 
+A torchrun launch (slow as well) checks that ranks started by an external launcher share
+``NVP_RUN_DIR``.
+
 Measured on 2 CPU cores (|a - b| / |single - init| over all parameters): A2E (4 steps)
 2.5e-9 against ``--split 2`` and 0.086 against the plain run; renderer (3 steps) 1.1e-4 and
 1.9e-3. With Lightning's own distributed sampler (which reorders the items before splitting
@@ -30,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Callback
 
 from nvp.a2e.data import BalancedSampler
 from nvp.cli import main
@@ -87,9 +92,7 @@ def test_single_process_is_not_sharded():
 # ---------------------------------------------------------------- per-device / global batch
 
 
-def _ddp_trainer(devices: int = 2, num_nodes: int = 1):
-    import pytorch_lightning as pl
-
+def _ddp_trainer(devices: int = 2, num_nodes: int = 1) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         devices=devices,
@@ -141,25 +144,21 @@ def test_wrong_global_batch_size_stops_training(store, a2e_dataset, tmp_path, ca
 # ------------------------------------------------------------------------------ bf16-mixed
 
 
-class _DtypeProbe:
-    """Records the dtype of a submodule's output during training (bf16 under autocast)."""
+class _DtypeProbe(Callback):
+    """Records the trainer's precision and the dtype of a submodule's output in training
+    (bfloat16 under bf16-mixed autocast)."""
 
-    def __new__(cls, attr: str):
-        from pytorch_lightning.callbacks import Callback
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+        self.dtypes: list[torch.dtype] = []
+        self.precision = None
 
-        class Probe(Callback):
-            def __init__(self) -> None:
-                self.dtypes: list[torch.dtype] = []
-                self.precision = None
-
-            def on_train_start(self, trainer, module) -> None:
-                self.precision = trainer.precision
-                sub = module
-                for name in attr.split("."):
-                    sub = getattr(sub, name)
-                sub.register_forward_hook(lambda m, i, o: self.dtypes.append(o.dtype))
-
-        return Probe()
+    def on_train_start(self, trainer, module) -> None:
+        self.precision = trainer.precision
+        sub = module
+        for name in self.attr.split("."):
+            sub = getattr(sub, name)
+        sub.register_forward_hook(lambda m, i, o: self.dtypes.append(o.dtype))
 
 
 def test_bf16_mixed_renderer_on_cpu(store, tmp_path):
@@ -317,3 +316,35 @@ def test_ddp_two_processes_match_one(stage, request, tmp_path):
     )
     assert rel_split < SPLIT_TOL
     assert rel_single < single_tol
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_share_nvp_run_dir(store, tmp_path):
+    """The README's torchrun launch: ranks started by torchrun join ``NVP_RUN_DIR``."""
+    run = tmp_path / "shared-run"
+    env = {**os.environ, RUN_DIR_ENV: str(run)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "-m",
+        "nvp.cli",
+        "train-renderer",
+        str(store),
+        "--config",
+        str(CONF_DIR / "render" / "tiny.yaml"),
+        f"out={tmp_path / 'out'}",
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "trainer.max_steps=2",
+        "data.batch_size=1",
+        "data.global_batch_size=2",
+    ]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    assert not (tmp_path / "out").exists()  # no rank made a run directory of its own
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2 and (run / "config.yaml").is_file()
+    assert (r.stdout + r.stderr).count("1 per device x 2 devices x 1 nodes = 2 global") == 1

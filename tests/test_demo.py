@@ -26,3 +26,4 @@ def test_demo_on_a_given_video(talking_head, tmp_path):
     m = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert m["frames"] > 0 and m["metrics"]["audio"]["psnr"] > 5
     assert (tmp_path / "target" / "target.json").is_file()
+    assert (tmp_path / "contact_sheet.png").is_file()

@@ -354,25 +354,3 @@ class TestParallel:
         np.testing.assert_array_equal(a["landmarks"][...], b["landmarks"][...])
         manifest = json.loads((tmp_path / "ds" / MANIFEST).read_text())
         assert [s["name"] for s in manifest["sequences"]] == ["a", "b"]
-
-
-def test_demo_command(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(
-        [
-            "demo",
-            "--out",
-            str(out),
-            "--seconds",
-            "1.6",
-            "--size",
-            "128",
-            "crop.size=64",
-            "min_seconds=0.5",
-        ]
-    )
-    assert code == 0
-    text = capsys.readouterr().out
-    assert "frames: 40" in text and "explained variance" in text
-    assert (out / "contact_sheet.png").is_file()
-    assert list(out.glob("runs/demo-*/config.yaml"))
