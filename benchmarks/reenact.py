@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--convs", nargs="+", default=["dilated", "strided"])
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--outputs", nargs="+", default=["crop", "full"], help="output modes to time")
     ap.add_argument("--clip", default="WDA_AlexandriaOcasioCortez_000.mp4")
     ap.add_argument("--out", default="/tmp/nvp-bench-reenact")
     args = ap.parse_args()
@@ -118,7 +119,7 @@ def main() -> None:
                     ]
                 )
             t = load_target(tdir, device=args.device)
-            for output in ("crop", "full"):
+            for output in args.outputs:
                 cfg = ReenactConfig(output=output, device=args.device)
                 res = reenact(t, wav, out / f"out{size}-{conv}-{output}.mp4", cfg)
                 print(f"\n{size} px, {conv}, {output}:\n{res.table()}")
@@ -139,7 +140,7 @@ def main() -> None:
                     )
                     + " | |"
                 )
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+        (out / "results.md").write_text("\n".join(lines) + "\n")  # after every size
     print("\n".join(lines))
 
 
