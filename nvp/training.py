@@ -266,10 +266,8 @@ def shared_run_dir(root: str | Path, name: str, cfg) -> Iterator[Path]:
     if given:
         run = Path(given)
         run.mkdir(parents=True, exist_ok=True)
-        if (
-            not (run / "config.yaml").exists()
-            and int(os.environ.get("RANK", "0")) == 0
-            and int(os.environ.get("LOCAL_RANK", "0")) == 0
+        if not (run / "config.yaml").exists() and all(
+            int(os.environ.get(v, "0")) == 0 for v in ("RANK", "LOCAL_RANK", "SLURM_PROCID")
         ):
             atomic_write_text(run / "config.yaml", to_yaml(cfg))
         yield run
