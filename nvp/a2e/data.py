@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from nvp.a2e.config import A2EDataConfig
-from nvp.data.sampling import shard_for
+from nvp.data.sampling import EpochSeeded, shard_for
 from nvp.data.store import FACE_MODEL_FILE, SequenceStore, find_stores
 from nvp.errors import InputError
 from nvp.nets.audio2expression import A2ENetConfig
@@ -102,7 +102,7 @@ class A2EWindows(Dataset):
         }
 
 
-class BalancedSampler(Sampler[int]):
+class BalancedSampler(EpochSeeded):
     """Draws ``num_samples`` items per epoch, uniform over sequences then over their frames.
 
     Args:
@@ -112,20 +112,14 @@ class BalancedSampler(Sampler[int]):
     """
 
     def __init__(self, sequence_of_item: np.ndarray, num_samples: int, seed: int = 0) -> None:
+        super().__init__(seed)
         counts = np.bincount(sequence_of_item)
         w = 1.0 / counts[sequence_of_item]
         self.weights = torch.as_tensor(w / w.sum(), dtype=torch.float64)
         self.num_samples = int(num_samples)
-        self.seed = seed
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1  # a fresh draw each epoch even without set_epoch
-        return iter(torch.multinomial(self.weights, self.num_samples, True, generator=g).tolist())
+    def draw(self, generator: torch.Generator) -> list[int]:
+        return torch.multinomial(self.weights, self.num_samples, True, generator=generator).tolist()
 
     def __len__(self) -> int:
         return self.num_samples

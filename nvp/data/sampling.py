@@ -15,7 +15,34 @@ from __future__ import annotations
 from collections.abc import Iterator, Sized
 from typing import Any
 
+import torch
 from torch.utils.data import DistributedSampler, Sampler
+
+
+class EpochSeeded(Sampler[int]):
+    """Base of samplers whose epoch ``e`` draws from a generator seeded with ``seed + e``.
+
+    :meth:`set_epoch` (called by Lightning / :class:`StridedShard`) selects the epoch; without
+    it every iteration advances to the next epoch, so each epoch gets a fresh draw. Seeding
+    from the epoch also makes a resumed run see the orders it would have seen. Subclasses
+    implement :meth:`draw`.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def draw(self, generator: torch.Generator) -> list[int]:
+        """The item indices of one epoch."""
+        raise NotImplementedError
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        return iter(self.draw(g))
 
 
 class StridedShard(DistributedSampler):

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from nvp.data.sampling import shard_for
+from nvp.data.sampling import EpochSeeded, shard_for
 from nvp.data.store import SequenceStore
 from nvp.errors import InputError
 from nvp.render.config import RenderDataConfig
@@ -80,7 +80,7 @@ class RendererFrames(Dataset):
         }
 
 
-class EpochPermutation(Sampler[int]):
+class EpochPermutation(EpochSeeded):
     """A fresh random permutation of ``n`` items per epoch, drawn from ``seed + epoch``.
 
     A sampler of its own rather than ``shuffle=True``: under DDP every rank takes the items
@@ -92,17 +92,11 @@ class EpochPermutation(Sampler[int]):
     """
 
     def __init__(self, n: int, seed: int = 0) -> None:
+        super().__init__(seed)
         self.n = int(n)
-        self.seed = seed
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1  # a fresh order each epoch even without set_epoch
-        return iter(torch.randperm(self.n, generator=g).tolist())
+    def draw(self, generator: torch.Generator) -> list[int]:
+        return torch.randperm(self.n, generator=generator).tolist()
 
     def __len__(self) -> int:
         return self.n
