@@ -42,11 +42,20 @@ def _overrides_only(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _load(schema, default_yaml: str | None, args: argparse.Namespace, cli: list[str]):
+def _load(
+    schema,
+    default_yaml: str | None,
+    args: argparse.Namespace,
+    cli: list[str],
+    flags: dict | None = None,
+):
+    """defaults <- ``default_yaml`` <- ``--config`` files <- explicit option ``flags`` (None
+    values left out) <- ``key=value`` overrides; prints the result with ``--dry-run``."""
     from nvp.config import load, to_object, to_yaml
 
     files = ([default_yaml] if default_yaml else []) + list(args.config or [])
-    cfg = load(schema, *files, cli=cli)
+    overrides = {k: v for k, v in (flags or {}).items() if v is not None}
+    cfg = load(schema, *files, overrides=overrides, cli=cli)
     obj = to_object(cfg)
     if args.dry_run:
         print(to_yaml(cfg), end="")
@@ -211,26 +220,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inference_cfg(schema, args: argparse.Namespace, flags: dict):
-    """Load an inference config: defaults <- --config files <- explicit flags <- key=value."""
-    from nvp.config import load, to_object, to_yaml
-
-    overrides = {k: v for k, v in flags.items() if v is not None}
-    cfg = load(schema, *(args.config or []), overrides=overrides, cli=_overrides_only(args))
-    if args.dry_run:
-        print(to_yaml(cfg), end="")
-    return to_object(cfg)
-
-
 def cmd_make_target(args: argparse.Namespace) -> int:
-    from nvp.reenact.target import load_target, make_target
+    from nvp.reenact.target import MANIFEST, make_target
 
     out = make_target(args.out, args.store, args.a2e, args.renderer, args.mapping, name=args.name)
-    t = load_target(out, device="cpu")
+    m = json.loads((out / MANIFEST).read_text())
+    st = m["store"]
     print(
-        f"target {t.name} -> {out}\n  store {t.store.path} ({t.store.n_frames} frames, "
-        f"{t.size} px, {t.fps:g} fps)\n  A2E {t.a2e.hash}, face model {t.face_model.hash} "
-        f"(K = {t.face_model.n_components})"
+        f"target {m['name']} -> {out}\n  store {st['path']} ({st['n_frames']} frames, "
+        f"{st['size']} px, {st['fps']:g} fps)\n  A2E {m['a2e']['hash']}, face model "
+        f"{st['face_model_hash']}"
     )
     return 0
 
@@ -262,7 +261,7 @@ def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
 def cmd_reenact(args: argparse.Namespace) -> int:
     from nvp.reenact.config import ReenactConfig
 
-    cfg = _inference_cfg(ReenactConfig, args, _reenact_flags(args))
+    _, cfg = _load(ReenactConfig, None, args, _overrides_only(args), _reenact_flags(args))
     if args.dry_run:
         return 0
     return _run_reenact(args, Path(args.audio), cfg)
@@ -276,7 +275,7 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     flags = _reenact_flags(args)
     flags["tts"] = {k: v for k, v in {"voice": args.voice}.items() if v}
-    cfg = _inference_cfg(ReenactConfig, args, flags)
+    _, cfg = _load(ReenactConfig, None, args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
     with tempfile.TemporaryDirectory(prefix="nvp-say-") as tmp:
@@ -289,15 +288,16 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nvp.metrics.detect import check_backend
     from nvp.reenact.config import EvaluateConfig
-    from nvp.reenact.evaluate import evaluate, require_landmarks
+    from nvp.reenact.evaluate import evaluate
     from nvp.reenact.target import load_target
 
     flags = {"split": args.split, "device": args.device, "landmarks": args.landmarks}
-    cfg = _inference_cfg(EvaluateConfig, args, flags)
+    _, cfg = _load(EvaluateConfig, None, args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
-    require_landmarks(cfg.landmarks)
+    check_backend(cfg.landmarks)
     target = load_target(args.target, device=cfg.device)
     report = evaluate(target, cfg, args.out)
     from nvp.reenact.evaluate import markdown_report

@@ -126,7 +126,7 @@ class TestSyncNetModel:
         assert "none/syncnet_v2.model" in str(e.value) and "download_model.sh" in str(e.value)
         garbage = tmp_path / "page.model"
         garbage.write_bytes(b"<html>404</html>")
-        with pytest.raises(InputError, match=r"cannot read SyncNet weights.*syncnet_v2\.model"):
+        with pytest.raises(InputError, match=r"cannot read the weights.*syncnet_v2\.model"):
             load_syncnet(garbage)
         torch.save([1, 2, 3], tmp_path / "list.model")
         with pytest.raises(InputError, match="not a state dict"):

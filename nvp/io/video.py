@@ -624,13 +624,17 @@ class FrameReader:
 
     def close(self) -> None:
         """Close the file and drop the cache; reading afterwards raises ValueError."""
+        self._release()
+        self._cache.clear()
+
+    def _release(self) -> None:
+        """Close the decoding cursor and the container, if open."""
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
         if self._container is not None:
             self._container.close()
             self._container = None
-        self._cache.clear()
 
     def __enter__(self) -> FrameReader:
         return self
@@ -730,12 +734,7 @@ class FrameReader:
 
     def _restart(self) -> None:
         """(Re)open the file with the cursor at its first frame, as :func:`iter_frames`."""
-        if self._cursor is not None:
-            self._cursor.close()
-            self._cursor = None
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        self._release()
         self.seeks += 1
         self._container = _open_input(self._path)
         stream = _video_stream(self._container)

@@ -70,6 +70,21 @@ def _import_dlib() -> Any:
     return dlib
 
 
+def check_backend(backend: str) -> None:
+    """Fail early (e.g. before an evaluation renders anything) when ``backend`` cannot run:
+    loads dlib's models for ``dlib`` (cached), imports MediaPipe's face mesh otherwise.
+
+    Raises:
+        MissingDependencyError: the backend's package or model file is absent.
+    """
+    if backend == "dlib":
+        _dlib_models(None)
+    else:
+        from nvp.tracking.landmarks import _face_mesh_module
+
+        _face_mesh_module()
+
+
 @functools.lru_cache(maxsize=4)
 def _dlib_models(predictor_path: str | None) -> tuple[Any, Any]:
     """(frontal face detector, 68-point shape predictor); cached (loading takes ~1 s)."""

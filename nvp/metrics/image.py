@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics import Metric, MetricCollection
 
 
 def _mask(mask: Tensor | None, like: Tensor) -> Tensor:
@@ -63,3 +63,43 @@ class MeanColourL2(Metric):
 
     def compute(self) -> Tensor:
         return (self.total / self.n.clamp(min=1)).float()
+
+
+def psnr_per_image(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """PSNR (dB) of each image over the pixels of its mask (``inf`` where identical): (B,).
+
+    The per-image counterpart of :class:`MaskedPSNR` (for per-frame plots); inputs as there.
+    """
+    m = _mask(mask, pred)
+    sse = (((pred - target) ** 2) * m).flatten(1).sum(1).double()
+    n = (m.flatten(1).sum(1) * pred.shape[1]).double().clamp(min=1)
+    return (10 * torch.log10(n / sse)).float()  # 1 / 0 = inf for identical images
+
+
+def image_metrics(prefix: str = "") -> MetricCollection:
+    """The image metrics of self-reenactment, used by renderer validation and ``nvp evaluate``:
+    ``psnr`` and ``colour_l2`` over the full frame, ``psnr_face`` and ``colour_l2_face`` over
+    the face mask, ``ssim``. Update them with :func:`update_image_metrics`."""
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+    return MetricCollection(
+        {
+            "psnr": MaskedPSNR(),
+            "psnr_face": MaskedPSNR(),
+            "colour_l2": MeanColourL2(),
+            "colour_l2_face": MeanColourL2(),
+            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        },
+        prefix=prefix or None,
+    )
+
+
+def update_image_metrics(
+    metrics: MetricCollection, pred: Tensor, target: Tensor, face: Tensor
+) -> None:
+    """Add a batch to :func:`image_metrics`: (B, 3, H, W) in [0, 1], face (B, 1, H, W)."""
+    for name, metric in metrics.items(keep_base=True):
+        if name.endswith("_face"):
+            metric.update(pred, target, face)
+        else:
+            metric.update(pred, target)

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from nvp.errors import InputError, MissingDependencyError
+from nvp.io.files import read_state_dict
 from nvp.nets.vgg import VGGFeatures
 
 __all__ = [
@@ -89,17 +90,7 @@ def _load_lin(weights: str | Path | Mapping[str, Tensor] | None) -> list[Tensor]
                 f"{_LIN_SOURCE} as lin_weights",
                 path=path,
             )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise InputError(
-                f"cannot read LPIPS weights ({type(exc).__name__}: {exc}); expected {_LIN_SOURCE}",
-                path=path,
-            ) from exc
-        if not isinstance(state, Mapping):
-            raise InputError(
-                f"not a state dict (got {type(state).__name__}); expected {_LIN_SOURCE}", path=path
-            )
+        state = read_state_dict(path, _LIN_SOURCE)
         source = str(path)
     out, problems = [], []
     for k, c in enumerate(LPIPS_CHANNELS):

@@ -29,7 +29,6 @@ offset means the audio comes *early* (leads the video), a negative one that it c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from nvp.errors import InputError
+from nvp.io.files import read_state_dict
 
 __all__ = [
     "SYNCNET_FILENAME",
@@ -183,19 +183,7 @@ def load_syncnet(path: str | Path, device: str | torch.device = "cpu") -> SyncNe
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"the SyncNet weights are missing: {_where_to_get()}", path=path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated download, HTML page, pickled module, ...
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise InputError(
-            f"cannot read SyncNet weights ({type(exc).__name__}: {first}); expected the state "
-            f"dict {SYNCNET_FILENAME}: {_where_to_get()}",
-            path=path,
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise InputError(
-            f"not a state dict (got {type(state).__name__}); {_where_to_get()}", path=path
-        )
+    state = read_state_dict(path, f"the state dict {SYNCNET_FILENAME}: {_where_to_get()}")
     model = SyncNet()
     own = model.state_dict()
     state = dict(state)

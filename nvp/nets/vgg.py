@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from nvp.errors import InputError, MissingDependencyError
+from nvp.io.files import read_state_dict
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -175,20 +176,7 @@ def _load_state(
             + advice,
             path=path,
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, an HTML error page, another format
-        raise InputError(
-            f"cannot read {name} weights ({type(exc).__name__}: {exc}); expected torchvision's "
-            f"{filename}",
-            path=path,
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise InputError(
-            f"not a state dict (got {type(state).__name__}); expected torchvision's {filename}",
-            path=path,
-        )
-    return state
+    return read_state_dict(path, f"torchvision's {filename}")
 
 
 class VGGFeatures(nn.Module):

@@ -35,16 +35,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchmetrics.image import StructuralSimilarityIndexMeasure
 from tqdm import tqdm
 
 from nvp.config import atomic_write_text
-from nvp.errors import MissingDependencyError
-from nvp.metrics import MaskedPSNR, MeanColourL2, MouthLandmarkDistance
+from nvp.metrics import DLIB68, MouthLandmarkDistance, mediapipe_layout
+from nvp.metrics.detect import detect_landmarks
+from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
 from nvp.reenact.pipeline import FrameRenderer, target_frames
 from nvp.reenact.target import Target
+from nvp.tracking import topology
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,9 @@ MODES = ("tracking", "audio")
 LABELS = {"tracking": "visual tracking", "audio": "audio-driven", "gt": "ground truth"}
 #: Inner-lip landmark pairs (upper, lower) of each detector layout, for the mouth opening.
 OPENING_PAIRS = {
-    "mediapipe": ((82, 87), (13, 14), (312, 317)),
+    "mediapipe": topology.MOUTH_OPENING_PAIRS,
     "dlib68": ((61, 67), (62, 66), (63, 65)),
 }
-
-
-def _psnr(a: np.ndarray, b: np.ndarray, m: np.ndarray | None = None) -> float:
-    d = (a.astype(np.float64) - b.astype(np.float64)) / 255.0
-    se = d**2
-    mse = se.mean() if m is None else (se * m[..., None]).sum() / max(1.0, 3 * m.sum())
-    return float("inf") if mse == 0 else float(10 * math.log10(1 / mse))
 
 
 def mouth_opening_2d(lms: np.ndarray, layout: str, eye_corners: tuple[int, int]) -> np.ndarray:
@@ -83,33 +77,6 @@ def _fill_nan(x: np.ndarray) -> np.ndarray:
     return x
 
 
-class _Detector:
-    """Landmarks of batches of frames with the configured backend."""
-
-    def __init__(self, backend: str) -> None:
-        from nvp.metrics.detect import detect_landmarks
-
-        self.fn = detect_landmarks
-        self.backend = backend
-        self.layout = None
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        lms, layout = self.fn(images, backend=self.backend)
-        self.layout = layout
-        return np.asarray(lms, np.float64)
-
-
-def audio_driven_expressions(target: Target) -> np.ndarray:
-    """Expressions (N, K) of every frame of the target store predicted from its own audio
-    features through the A2E checkpoint and the target's map."""
-    st = target.store
-    with torch.inference_mode():
-        feats = torch.as_tensor(np.asarray(st["audio_features"][...]), dtype=torch.float32)
-        filt = target.a2e.net.sequence_forward(feats.to(target.device))["filtered"]
-        M = torch.as_tensor(target.mapping, device=target.device)
-        return (target.a2e.cfg.net.expr_scale * filt @ M.T).cpu().numpy()
-
-
 def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run the self-reenactment evaluation and write the report (see the module docstring).
 
@@ -126,25 +93,20 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
     if cfg.max_frames and len(frames) > cfg.max_frames:
         frames = frames[np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)]
     fr = FrameRenderer(target)
-    expr_audio = audio_driven_expressions(target)
-    det = _Detector(cfg.landmarks)
+    expr_audio = target.expressions(np.asarray(st["audio_features"][...]))
     dev = target.device
+
+    layout = DLIB68 if cfg.landmarks == "dlib" else mediapipe_layout()
+
+    def detect(images: np.ndarray) -> np.ndarray:
+        return np.asarray(detect_landmarks(images, backend=cfg.landmarks)[0], np.float64)
 
     lpips = None
     if cfg.lpips_vgg or cfg.lpips_lin:
         from nvp.metrics.lpips import LPIPS
 
         lpips = {m: LPIPS(cfg.lpips_vgg, cfg.lpips_lin).to(dev) for m in MODES}
-    agg = {
-        m: {
-            "psnr": MaskedPSNR().to(dev),
-            "psnr_face": MaskedPSNR().to(dev),
-            "colour_l2": MeanColourL2().to(dev),
-            "colour_l2_face": MeanColourL2().to(dev),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0).to(dev),
-        }
-        for m in MODES
-    }
+    agg = {m: image_metrics().to(dev) for m in MODES}
     per_frame: dict[str, list] = {"frame": []}
     for m in MODES:
         for k in ("psnr", "psnr_face"):
@@ -161,7 +123,6 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
         for b0 in range(0, len(frames), cfg.batch):
             tidx = frames[b0 : b0 + cfg.batch]
             gt = fr.frames(tidx)
-            face = np.asarray(st["mask"].get_orthogonal_selection((tidx,))) > 0
             uv_t = torch.as_tensor(
                 np.asarray(st["uv"].get_orthogonal_selection((tidx,))), dtype=torch.float32
             )
@@ -170,25 +131,18 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             uv_a, mask_a = fr.raster(tidx, expr_audio[tidx])
             renders["audio"] = fr.render(uv_a, mask_a, gt)
             gt_t = to_t(gt)
-            face_t = torch.as_tensor(face, device=dev)[:, None].float()
+            face_t = (mask_t > 0).to(dev)[:, None].float()
             for m in MODES:
                 pr = to_t(renders[m])
-                a = agg[m]
-                a["psnr"].update(pr, gt_t)
-                a["psnr_face"].update(pr, gt_t, face_t)
-                a["colour_l2"].update(pr, gt_t)
-                a["colour_l2_face"].update(pr, gt_t, face_t)
-                a["ssim"].update(pr, gt_t)
+                update_image_metrics(agg[m], pr, gt_t, face_t)
                 if lpips is not None:
                     lpips[m].update(pr, gt_t)
-                per_frame[f"{m}/psnr"] += [_psnr(r, g) for r, g in zip(renders[m], gt)]
-                per_frame[f"{m}/psnr_face"] += [
-                    _psnr(r, g, f) for r, g, f in zip(renders[m], gt, face)
-                ]
-                lms[m].append(det(renders[m]))
+                per_frame[f"{m}/psnr"] += psnr_per_image(pr, gt_t).tolist()
+                per_frame[f"{m}/psnr_face"] += psnr_per_image(pr, gt_t, face_t).tolist()
+                lms[m].append(detect(renders[m]))
                 if keep:
                     kept[m].append(renders[m])
-            lms["gt"].append(det(gt))
+            lms["gt"].append(detect(gt))
             if keep:
                 kept["gt"].append(gt)
             per_frame["frame"] += [int(t) for t in tidx]
@@ -214,11 +168,10 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
         for _ in rows():
             pass
 
-    layout = det.layout
     L = {k: np.concatenate(v) for k, v in lms.items()}
     results: dict[str, Any] = {}
     for m in MODES:
-        r = {k: float(v.compute()) for k, v in agg[m].items()}
+        r = {k: float(v) for k, v in agg[m].compute().items()}
         if lpips is not None:
             r["lpips"] = float(lpips[m].compute())
         ok = np.isfinite(L[m]).all((1, 2)) & np.isfinite(L["gt"]).all((1, 2))
@@ -372,18 +325,6 @@ def markdown_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def require_landmarks(backend: str) -> None:
-    """Fail early (before rendering) when the landmark backend is unavailable."""
-    if backend == "dlib":
-        try:
-            import dlib  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "landmarks=dlib needs the `dlib-bin` and `face-recognition-models` packages "
-                "(requirements/metrics.txt)"
-            ) from exc
-
-
 def video_sync_proxy(path: str | Path, max_lag: int = 5) -> dict[str, Any]:
     """The offline sync proxy of any talking-head video with an audio track (e.g. the output
     of ``nvp reenact``): MediaPipe mouth opening on its frames against its own audio.
@@ -394,7 +335,6 @@ def video_sync_proxy(path: str | Path, max_lag: int = 5) -> dict[str, Any]:
     """
     from nvp.io.audio import load_audio
     from nvp.io.video import iter_frames, probe
-    from nvp.tracking import topology
     from nvp.tracking.landmarks import LandmarkDetector
 
     info = probe(path)

@@ -28,6 +28,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,19 +62,13 @@ class Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
 
-    def __call__(self, name: str) -> _Stage:
-        return _Stage(self, name)
-
-
-class _Stage:
-    def __init__(self, timer: Timer, name: str) -> None:
-        self.timer, self.name = timer, name
-
-    def __enter__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc) -> None:
-        self.timer.seconds[self.name] += time.perf_counter() - self.t0
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------ target frames
@@ -218,8 +213,6 @@ def stream_expressions(
     spf = SAMPLE_RATE / fps
     step = max(1, round(cfg.chunk_seconds * fps))
     margin = _context_frames(target, cfg.smooth_sigma, acfg.window)
-    M = torch.as_tensor(target.mapping, device=target.device)
-    scale = target.a2e.cfg.net.expr_scale
     buf = np.zeros(0, np.float32)
     buf_start = 0  # sample index of buf[0]
     exhausted = False
@@ -237,10 +230,8 @@ def stream_expressions(
         seg = buf[max(0, s0 - buf_start) : max(0, s1 - buf_start)]
         with timer("features"):
             windows = extract_windows(seg, SAMPLE_RATE, fe - fs, fps, acfg)
-        with timer("a2e"), torch.inference_mode():
-            feats = torch.as_tensor(windows, dtype=torch.float32, device=target.device)
-            filt = target.a2e.net.sequence_forward(feats)["filtered"]
-            expr = (scale * filt @ M.T).cpu().numpy()
+        with timer("a2e"):
+            expr = target.expressions(windows)
             if cfg.smooth_sigma > 0:
                 expr = gaussian_filter1d(expr, cfg.smooth_sigma, axis=0, mode="nearest")
         yield f0, expr[f0 - fs : f1 - fs].astype(np.float32)

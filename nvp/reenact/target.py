@@ -78,13 +78,16 @@ def _read_renderer(path: Path) -> dict[str, Any]:
 def load_renderer(path: str | Path, device: str | torch.device = "cpu") -> NeuralRendererModule:
     """Rebuild a :class:`NeuralRendererModule` (eval mode) from its checkpoint alone."""
     path = _checkpoint_file(path, "renderer")
-    ckpt = _read_renderer(path)
+    return _renderer_from(_read_renderer(path), path, device)
+
+
+def _renderer_from(
+    ckpt: dict[str, Any], path: Path, device: str | torch.device
+) -> NeuralRendererModule:
     hp = ckpt["hyper_parameters"]
     module = NeuralRendererModule(hp["cfg"], target=hp.get("target"))
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
-    bad = [k for k in missing if not k.startswith("val_metrics")] + [
-        k for k in unexpected if not k.startswith("val_metrics")
-    ]
+    bad = [k for k in [*missing, *unexpected] if not k.startswith("val_metrics")]
     if bad:
         raise InputError(f"renderer weights do not fit its config: {bad[:4]}...", path=path)
     return module.eval().to(device)
@@ -112,6 +115,15 @@ class Target:
     @property
     def size(self) -> int:
         return self.store.size
+
+    @torch.inference_mode()
+    def expressions(self, windows: np.ndarray) -> np.ndarray:
+        """Expressions (N, K) of a sequence of per-frame audio feature windows (N, W, D): the
+        A2E net's filtered audio-expressions through the target's map."""
+        feats = torch.as_tensor(np.asarray(windows), dtype=torch.float32, device=self.device)
+        mapping = torch.as_tensor(self.mapping, device=self.device)
+        out = self.a2e.net.sequence_forward(feats, mapping=mapping)
+        return out["expression"].float().cpu().numpy()
 
 
 def _store_info(store: SequenceStore) -> dict[str, Any]:
@@ -280,10 +292,10 @@ def load_target(path: str | Path, device: str = "auto", store: str | Path | None
     from nvp.a2e.target import load_mapping
 
     M, meta = load_mapping(p / manifest["mapping"]["file"])
-    rfile = p / manifest["renderer"]["file"]
-    rckpt = _read_renderer(_checkpoint_file(rfile, "renderer"))
+    rfile = _checkpoint_file(p / manifest["renderer"]["file"], "renderer")
+    rckpt = _read_renderer(rfile)
     check_compatible(st, bundle, M, meta, rckpt["hyper_parameters"])
-    renderer = load_renderer(rfile, dev)
+    renderer = _renderer_from(rckpt, rfile, dev)
     bundle.net.to(dev)
     assert bundle.face_model is not None  # checked above
     return Target(

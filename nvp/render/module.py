@@ -16,10 +16,8 @@ import torch
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
-from torchmetrics import MetricCollection
-from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from nvp.metrics import MaskedPSNR, MeanColourL2
+from nvp.metrics.image import image_metrics, update_image_metrics
 from nvp.nets.texture import NeuralTexture
 from nvp.nets.unet import RenderUNet, blending_config, erode_background
 from nvp.render.config import RenderConfig
@@ -56,16 +54,7 @@ class NeuralRendererModule(pl.LightningModule):
                 bcfg.base_width = c.blend_width
             self.blender = RenderUNet(bcfg)
         object.__setattr__(self, "_criterion", None)  # built on first use (VGG weights)
-        metrics = MetricCollection(
-            {
-                "psnr": MaskedPSNR(),
-                "psnr_face": MaskedPSNR(),
-                "colour_l2": MeanColourL2(),
-                "colour_l2_face": MeanColourL2(),
-                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-            }
-        )
-        self.val_metrics = metrics.clone(prefix="val/")
+        self.val_metrics = image_metrics(prefix="val/")
         self._val_sample: dict[str, torch.Tensor] | None = None
 
     def forward(self, uv: torch.Tensor, image: torch.Tensor, face: torch.Tensor) -> dict:
@@ -114,12 +103,7 @@ class NeuralRendererModule(pl.LightningModule):
             pred = ((out["final"].float() + 1) / 2).clamp(0, 1)
             tgt = (batch["image"] + 1) / 2
             f = batch["face"]
-            m = self.val_metrics
-            m["psnr"].update(pred, tgt)
-            m["psnr_face"].update(pred, tgt, f)
-            m["colour_l2"].update(pred, tgt)
-            m["colour_l2_face"].update(pred, tgt, f)
-            m["ssim"].update(pred, tgt)
+            update_image_metrics(self.val_metrics, pred, tgt, f)
             if self._val_sample is None:
                 self._val_sample = {
                     "target": tgt[:1].detach().cpu(),
