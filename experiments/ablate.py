@@ -154,6 +154,8 @@ class RunResult:
     validations: int
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
+    lips: dict[str, float] = field(default_factory=dict)
+    """Lip-motion measures of the run's last checkpoint on ``--lips`` (a2e stage)."""
 
 
 class AblationError(Exception):
@@ -438,6 +440,96 @@ def _result(stage: Stage, variant: str, seed: int, run: Path, seconds: float) ->
 
 
 # --------------------------------------------------------------------------------------------
+# Lip motion of A2E runs (--lips STORE --voices ...)
+
+#: (key, label, format) of the lip-motion columns.
+LIP_COLUMNS = (
+    ("own.r0", "r own audio", ".2f"),
+    ("own.best_lag", "lag", ".0f"),
+    ("own.std_ratio", "amp. own", ".2f"),
+    ("own.range_ratio", "amp. 5-95 %", ".2f"),
+    ("voices.min", "amp. voices min", ".2f"),
+    ("voices.mean", "amp. voices mean", ".2f"),
+    ("gain", "fit gain", ".2f"),
+    ("paper_fit.r0", "r (paper fit)", ".2f"),
+    ("paper_fit.std_ratio", "amp. (paper fit)", ".2f"),
+)
+
+
+def lip_measures(
+    run: Path, store: Path, voices: Sequence[str], smooth_sigma: float = 0.0
+) -> dict[str, float]:
+    """Lip motion of a run's last checkpoint on ``store`` (its ``test`` split, own audio) and
+    driven by ``voices`` (:func:`nvp.reenact.lips.a2e_lip_probe`), with the default target fit
+    and with the paper's (no offset, no gain). Cached in ``run/lips.json`` per settings."""
+    from nvp.a2e.config import FitTargetConfig
+    from nvp.reenact.lips import a2e_lip_probe
+
+    key = {"store": str(store.resolve()), "voices": list(voices), "smooth": smooth_sigma}
+    cache = run / "lips.json"
+    if cache.is_file():
+        old = json.loads(cache.read_text())
+        if old.get("key") == key:
+            return old["measures"]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    res = a2e_lip_probe(ckpt, store, list(voices), smooth_sigma=smooth_sigma)
+    paper = a2e_lip_probe(
+        ckpt, store, [], fit=FitTargetConfig(intercept=False, gain="none"), smooth_sigma=0.0
+    )
+    m = {f"own.{k}": float(v) for k, v in res["own"].items() if isinstance(v, int | float)}
+    m["voices.min"] = res["voices_std_ratio_min"]
+    m["voices.mean"] = res["voices_std_ratio_mean"]
+    m["gain"] = res["gain"]
+    m.update({f"voice.{n}": v["std_ratio"] for n, v in res["voices"].items()})
+    m["paper_fit.r0"] = float(paper["own"]["r0"])
+    m["paper_fit.std_ratio"] = float(paper["own"]["std_ratio"])
+    atomic_write_text(cache, json.dumps({"key": key, "measures": m}, indent=2))
+    return m
+
+
+def lips_markdown(variants: Sequence[Variant], results: Sequence[RunResult]) -> list[str]:
+    """The lip-motion table: one row per variant (mean over seeds)."""
+    if not any(r.lips for r in results):
+        return []
+    lines = [
+        "## Lip motion (last checkpoint; target map fitted on the target's train split)",
+        "",
+        "Own audio = the target's test split: r between audio-driven and tracked mouth "
+        "opening (face model, mm) at lag 0, the best lag (frames, + = prediction late), "
+        "amplitude = predicted / tracked standard deviation (and 5-95 % range); voices = "
+        "amplitude of each driving voice against the target's tracked opening. Paper fit = "
+        "the map without offset and gain (the paper's least squares).",
+        "",
+        "| variant | " + " | ".join(label for _, label, _ in LIP_COLUMNS) + " |",
+        "|---|" + "--:|" * len(LIP_COLUMNS),
+    ]
+    for v in variants:
+        rs = [r for r in results if r.variant == v.name and r.lips]
+        if not rs:
+            continue
+        cells = [f"**{v.name}**"]
+        for key, _, fmt in LIP_COLUMNS:
+            mean, _ = _mean_std([r.lips.get(key, math.nan) for r in rs])
+            cells.append(f"{mean:{fmt}}" if math.isfinite(mean) else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    voices = sorted({k for r in results for k in r.lips if k.startswith("voice.")})
+    if voices:
+        lines += [
+            "",
+            "Amplitude per voice:",
+            "",
+            "| variant | " + " | ".join(k.removeprefix("voice.") for k in voices) + " |",
+            "|---|" + "--:|" * len(voices),
+        ]
+        for v in variants:
+            rs = [r for r in results if r.variant == v.name and r.lips]
+            if rs:
+                vals = [_mean_std([r.lips.get(k, math.nan) for r in rs])[0] for k in voices]
+                lines.append(f"| {v.name} | " + " | ".join(f"{x:.2f}" for x in vals) + " |")
+    return ["", *lines, ""]
+
+
+# --------------------------------------------------------------------------------------------
 # Table and plot
 
 
@@ -566,6 +658,7 @@ def write_runs_csv(path: Path, stage: Stage, results: Sequence[RunResult]) -> No
         }
         for which in ("final", "best"):
             row.update({f"{m.key}.{which}": getattr(r, which)[m.key] for m in stage.metrics})
+        row.update({f"lips.{k}": v for k, v in r.lips.items()})
         rows.append(row)
     write_csv(path, rows)
 
@@ -626,7 +719,9 @@ def write_report(
 ) -> Path:
     rows = summarise(stage, variants, results)
     md = out / "ablation.md"
-    atomic_write_text(md, markdown(stage, rows, header))
+    atomic_write_text(
+        md, markdown(stage, rows, header) + "\n".join(lips_markdown(variants, results))
+    )
     write_csv(out / "ablation.csv", rows)
     write_runs_csv(out / "ablation_runs.csv", stage, results)
     bar_plot(out / "ablation.png", stage, rows)
@@ -663,6 +758,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="key=value",
         help="overrides for every run (the budget: trainer.max_time=..., trainer.max_epochs=...)",
+    )
+    ap.add_argument(
+        "--lips",
+        metavar="STORE",
+        help="a2e: measure each run's lip motion on this target store (its test split) and "
+        "with --voices (see nvp.reenact.lips.a2e_lip_probe)",
+    )
+    ap.add_argument(
+        "--voices",
+        nargs="+",
+        default=[],
+        metavar="AUDIO",
+        help="driving voices (files or folders) for --lips",
+    )
+    ap.add_argument(
+        "--lips-smooth", type=float, default=0.0, help="smoothing sigma (frames) for --lips"
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (0)")
     ap.add_argument("--out", help="output folder (default: runs/ablate-STAGE)")
@@ -709,6 +820,8 @@ def _main(args: argparse.Namespace) -> int:
     if reserved:
         raise AblationError(f"{reserved[0]!r}: use --seeds / --out (set per run by ablate.py)")
     stage = _stages()[_stage_name(args)]
+    if args.lips and not Path(args.lips).exists():
+        raise AblationError(f"--lips {args.lips} does not exist")
     data = Path(args.data)
     if not data.exists():
         raise AblationError(f"--data {data} does not exist")
@@ -741,6 +854,8 @@ def _main(args: argparse.Namespace) -> int:
             stage, v, cfg, Path(cfg.out), force=args.force, train=not args.report_only
         )
         if r is not None:
+            if args.lips and stage.name == "a2e":
+                r.lips = lip_measures(r.run, Path(args.lips), args.voices, args.lips_smooth)
             results.append(r)
         if trained:  # the table so far, readable while the study goes on
             write_report(out, stage, variants, results, header)

@@ -293,12 +293,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from nvp.reenact.evaluate import evaluate
     from nvp.reenact.target import load_target
 
-    flags = {"split": args.split, "device": args.device, "landmarks": args.landmarks}
+    # ``--audio A B key=value``: the list swallows trailing overrides; give them back
+    audio = [a for a in args.audio or [] if "=" not in a or Path(a).exists()]
+    args.overrides = [a for a in args.audio or [] if a not in audio] + list(args.overrides)
+    flags = {
+        "split": args.split,
+        "device": args.device,
+        "landmarks": args.landmarks,
+        "audio": audio or None,
+    }
     _, cfg = _load(EvaluateConfig, None, args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
     check_backend(cfg.landmarks)
+    for a in cfg.audio:
+        if not Path(a).is_file():
+            raise InputError("driving audio not found", path=a)
     target = load_target(args.target, device=cfg.device)
+    if cfg.audio:
+        from nvp.reenact.evaluate import evaluate_cross_speaker
+
+        text = evaluate_cross_speaker(target, cfg, args.out)
+        print(text)
+        print(f"report: {Path(args.out) / 'cross_speaker.md'}")
+        return 0
     report = evaluate(target, cfg, args.out)
     from nvp.reenact.evaluate import markdown_report
 
@@ -460,6 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--split", choices=["train", "val", "test"], help="default: test")
     sp.add_argument("--landmarks", choices=["mediapipe", "dlib"], help="default: mediapipe")
     sp.add_argument("--device", help="auto (default), cpu, cuda")
+    sp.add_argument(
+        "--audio",
+        nargs="+",
+        metavar="AUDIO",
+        help="cross-speaker mode: drive the target with these voices and measure its lip "
+        "motion against its own (no ground truth)",
+    )
     sp.add_argument("overrides", nargs="*", metavar="key=value")
     common(sp)
     sp.set_defaults(func=cmd_evaluate)

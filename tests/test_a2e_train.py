@@ -274,7 +274,7 @@ def test_train_resume_and_fit_target(a2e_dataset, tmp_path, capsys):
     (mp,) = list(a2e_dataset.glob(f"talker2.a2e-{bundle.hash}.mapping.npz"))
     from nvp.a2e.target import load_mapping
 
-    M, meta = load_mapping(mp)
+    M, offset, meta = load_mapping(mp)
     assert M.shape == (bundle.face_model.n_components, 32)
     assert meta["a2e_hash"] == bundle.hash and meta["report"]["n_fit"] > 32
 

@@ -333,6 +333,25 @@ def test_evaluate_report(tiny_target, tmp_path):
     assert info.n_frames == b - a and info.width == 3 * t.size
     text = (rep / "report.md").read_text()
     assert "visual tracking" in text and "audio-driven" in text and "proxy" in text
+    # the lip-motion section: geometry (face model) and images, with its plot
+    lm = m["lip_motion"]
+    g = lm["geometry"]
+    for k in ("r0", "best_lag", "r_best", "std_ratio", "range_ratio", "lve_mm", "fdd_mm"):
+        assert k in g, k
+    assert g["std_ratio"] > 0 and -1 <= g["r0"] <= 1 and abs(g["best_lag"]) <= 5
+    assert set(lm["images"]) == {"tracking", "audio"}
+    assert "applicable" in lm["closures"]
+    assert (rep / "lips.png").is_file() and "## Lip motion" in text and "LVE" in text
+    assert "reliability" in m["sync_proxy"]
+    # the geometry summary is the naive computation on the stored and driven expressions
+    from nvp.reenact.lips import opening_mm
+
+    tr = np.asarray(t.store["expression"][a:b])
+    drv = t.expressions(np.asarray(t.store["audio_features"][...]))[a:b]
+    ident = np.asarray(t.store["identity"][...])
+    op_t, op_a = opening_mm(t.face_model, ident, tr), opening_mm(t.face_model, ident, drv)
+    assert g["r0"] == pytest.approx(np.corrcoef(op_a, op_t)[0, 1], abs=1e-6)
+    assert g["std_ratio"] == pytest.approx(op_a.std() / op_t.std(), rel=1e-6)
     import csv
 
     with (rep / "per_frame.csv").open() as f:
@@ -343,3 +362,28 @@ def test_evaluate_report(tiny_target, tmp_path):
     for mode in ("tracking", "audio"):
         mse = np.mean([10 ** (-float(r[f"{mode}/psnr"]) / 10) for r in rows])
         assert m["metrics"][mode]["psnr"] == pytest.approx(-10 * np.log10(mse), abs=1e-3)
+
+
+def test_evaluate_cross_speaker(tiny_target, speech_wav, tmp_path):
+    """``nvp evaluate --audio``: per voice, amplitude against the target's own motion, the
+    proxy with its reliability on the target, closures (or why not) and a mouth-crop strip."""
+    rep = tmp_path / "cross"
+    argv = ["evaluate", "--target", str(tiny_target), "--out", str(rep), "--device", "cpu"]
+    assert main([*argv, "--audio", str(speech_wav), "strip_seconds=1"]) == 0
+    res = json.loads((rep / "cross_speaker.json").read_text())
+    (a,) = res["audios"]
+    t = load_target(tiny_target, device="cpu")
+    n = round(load_audio(speech_wav, 16000).size / 16000 * t.fps)
+    assert a["frames"] == n
+    assert a["geometry"]["std_ratio"] > 0 and 0 <= a["geometry"]["closed_fraction"] <= 1
+    assert np.isfinite(a["images"]["std_ratio"]) or a["images"]["frames_with_face"] < 2
+    rel = res["reference"]["sync_proxy"]
+    assert rel["informative"] == (rel["r_real"] is not None and rel["r_real"] >= 0.3)
+    from PIL import Image
+
+    strip = Image.open(rep / a["strip"])
+    # 1 s at 25 fps: one row of 25 rendered crops above one row of real crops (+ separator)
+    assert strip.size == (25 * 64, 2 * 64 + 4)
+    md = (rep / "cross_speaker.md").read_text()
+    assert speech_wav.name in md and (rep / "cross_speaker.png").is_file()
+    assert main([*argv, "--audio", str(tmp_path / "missing.wav")]) == 1

@@ -62,8 +62,13 @@ class A2EDataConfig:
     """The intended global batch (0 = unset): when set, training stops with a ConfigError unless
     it equals ``batch_size`` x devices x nodes (a check for multi-device configs)."""
     samples_per_epoch: int = 0
-    """Samples drawn per epoch over all devices together (uniform over sequences, then uniform
-    over frames); 0 = as many as there are training frames."""
+    """Samples drawn per epoch over all devices together; 0 = as many as there are training
+    frames."""
+    sequence_weight: Literal["uniform", "sqrt", "frames"] = "uniform"
+    """Share of each sequence in an epoch: ``uniform`` = the same for every sequence (the
+    release: weight 1 / len per frame; a 60-s clip gets the share of a 3-s one), ``frames`` =
+    proportional to its training frames (every frame equally likely), ``sqrt`` = proportional
+    to the square root of its frames (in between)."""
     num_workers: int = 0
     """DataLoader worker processes."""
     in_memory_mb: int = 2048
@@ -84,6 +89,10 @@ class A2EConfig:
     optim: A2EOptimConfig = field(default_factory=A2EOptimConfig)
     data: A2EDataConfig = field(default_factory=A2EDataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sequence_offset: bool = False
+    """Add each training sequence's mean tracked expression (over its training frames) to its
+    map's output, so the network and the maps model motion around a sequence's resting face
+    instead of spending the tanh outputs on a constant (the paper: off)."""
     seed: int = 0
     """Seed of everything (weights, sampling)."""
     auto_feature_dim: bool = True
@@ -114,6 +123,19 @@ class FitTargetConfig:
     term and the weighting)."""
     mouth_factor: float = 10.0
     """Mouth weight of the ``vertex`` mode (as the training loss)."""
+    intercept: bool = True
+    """Fit the map to the deviations from the means over the fit frames and store the
+    target's mean expression as an offset (``expression = offset + s · M a``), so the ridge
+    and the 32 columns are spent on motion rather than on the target's resting face.
+    ``False``: no offset, as the paper's map."""
+    gain: Literal["none", "lips"] = "lips"
+    """``lips``: scale the fitted motion so that its lip-vertex variance over the fit frames
+    equals the tracked one (least squares under ambiguity regresses towards the mean and
+    shrinks the lip motion; this restores the target's own amplitude). ``none``: keep the
+    least-squares map."""
+    max_gain: float = 3.0
+    """Upper bound of the ``lips`` gain (a map that explains almost nothing must not be
+    blown up into noise)."""
     fit_splits: list[str] = field(default_factory=lambda: ["train"])
     """Splits of the target's frames the mapping is fitted on."""
     eval_splits: list[str] = field(default_factory=lambda: ["val", "test"])

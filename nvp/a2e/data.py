@@ -8,8 +8,9 @@ authors' datasets, and the tracked expressions of t-1, t, t+1. t is drawn so
 that t-1 and t+1 lie in the same split of the same sequence and have a face:
 temporal pairs never cross a sequence boundary.
 
-Sampling is uniform over sequences, then uniform over a sequence's frames
-(weight 1 / len(sequence) per frame), re-drawn every epoch from ``seed + epoch``.
+Sampling picks a sequence (``sequence_weight``: uniform over sequences as the release, or
+in proportion to their frames or its square root), then a frame uniformly, re-drawn every
+epoch from ``seed + epoch``.
 Under DDP every rank draws the same epoch list and takes its share r, r + W, ...
 (:class:`nvp.data.sampling.StridedShard`): W processes with batch b train on the
 samples one process with batch W x b trains on; ``samples_per_epoch`` is global.
@@ -102,19 +103,36 @@ class A2EWindows(Dataset):
         }
 
 
+#: Exponent of a sequence's item count in its share of an epoch, per ``sequence_weight``.
+SEQUENCE_WEIGHT_POWER = {"uniform": 0.0, "sqrt": 0.5, "frames": 1.0}
+
+
 class BalancedSampler(EpochSeeded):
-    """Draws ``num_samples`` items per epoch, uniform over sequences then over their frames.
+    """Draws ``num_samples`` items per epoch: a sequence with share p_s, then uniform over its
+    frames.
 
     Args:
         sequence_of_item: (n_items,) sequence index of each dataset item.
         num_samples: items per epoch.
         seed: base seed; epoch e uses ``seed + e`` (call :meth:`set_epoch`).
+        weighting: the share p_s of a sequence with n_s items: ``uniform`` (1, every sequence
+            alike), ``sqrt`` (sqrt(n_s)) or ``frames`` (n_s: every item alike).
     """
 
-    def __init__(self, sequence_of_item: np.ndarray, num_samples: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sequence_of_item: np.ndarray,
+        num_samples: int,
+        seed: int = 0,
+        weighting: str = "uniform",
+    ) -> None:
         super().__init__(seed)
-        counts = np.bincount(sequence_of_item)
-        w = 1.0 / counts[sequence_of_item]
+        if weighting not in SEQUENCE_WEIGHT_POWER:
+            raise ValueError(
+                f"weighting must be one of {sorted(SEQUENCE_WEIGHT_POWER)}, got {weighting!r}"
+            )
+        counts = np.bincount(sequence_of_item).astype(np.float64)
+        w = counts[sequence_of_item] ** (SEQUENCE_WEIGHT_POWER[weighting] - 1.0)
         self.weights = torch.as_tensor(w / w.sum(), dtype=torch.float64)
         self.num_samples = int(num_samples)
 
@@ -123,6 +141,21 @@ class BalancedSampler(EpochSeeded):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def _train_mean_expression(path: Path) -> np.ndarray:
+    """Mean tracked expression (K,) float32 over the frames with a face of a store's training
+    split (all its frames with a face when the split has none)."""
+    st = SequenceStore(path)
+    e = np.asarray(st["expression"][...], np.float32)
+    ok = np.asarray(st["face_flag"][...]) != FACE_MISSING
+    a, b = st.split_range("train")
+    sel = np.zeros(len(e), bool)
+    sel[a:b] = True
+    sel &= ok
+    if not sel.any():
+        sel = ok if ok.any() else np.ones(len(e), bool)
+    return e[sel].mean(0)
 
 
 class A2EDataModule(pl.LightningDataModule):
@@ -202,6 +235,7 @@ class A2EDataModule(pl.LightningDataModule):
         self.identities = np.stack(
             [np.asarray(SequenceStore(p)["identity"][...]) for p in self.paths]
         )
+        self.mean_expressions = np.stack([_train_mean_expression(p) for p in self.paths])
 
     @property
     def n_sequences(self) -> int:
@@ -238,7 +272,9 @@ class A2EDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         n = self.cfg.samples_per_epoch or len(self.train_set)
-        sampler = BalancedSampler(self.train_set.items[:, 0], n, self.seed)
+        sampler = BalancedSampler(
+            self.train_set.items[:, 0], n, self.seed, self.cfg.sequence_weight
+        )
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.batch_size,

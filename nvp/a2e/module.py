@@ -39,6 +39,8 @@ class Audio2ExpressionModule(pl.LightningModule):
         identities: (n_sequences, V, 3) identities of the training sequences, mm.
         sequence_names: names of the training sequences (kept in the checkpoint).
         feature_signature: the audio feature settings of the training stores.
+        mean_expressions: (n_sequences, K) mean tracked expression of each training sequence,
+            added to its map's output when ``cfg.sequence_offset`` is set.
     """
 
     def __init__(
@@ -51,9 +53,10 @@ class Audio2ExpressionModule(pl.LightningModule):
         identities: np.ndarray | None = None,
         sequence_names: list[str] | None = None,
         feature_signature: dict | None = None,
+        mean_expressions: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["face_model", "identities"])
+        self.save_hyperparameters(ignore=["face_model", "identities", "mean_expressions"])
         self.cfg: A2EConfig = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(A2EConfig), cfg)
         )
@@ -75,6 +78,10 @@ class Audio2ExpressionModule(pl.LightningModule):
         self.register_buffer("basis", basis.float())
         self.register_buffer("mouth_weight", mouth.float())
         self.register_buffer("identities", ident)
+        offsets = torch.zeros(n_sequences, K)
+        if self.cfg.sequence_offset and mean_expressions is not None:
+            offsets = torch.as_tensor(mean_expressions, dtype=torch.float32)
+        self.register_buffer("sequence_offsets", offsets)
         self.register_buffer(
             "opening_pairs", torch.as_tensor(topology.MOUTH_OPENING_PAIRS, dtype=torch.int64)
         )
@@ -98,6 +105,8 @@ class Audio2ExpressionModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The loss and metrics derive from buffers restored after __init__: rebuild them.
         sd = checkpoint["state_dict"]
+        if "sequence_offsets" not in sd:  # checkpoints written before sequence offsets existed
+            sd["sequence_offsets"] = torch.zeros_like(self.sequence_offsets)
         self.basis = sd["basis"].clone()
         self.mouth_weight = sd["mouth_weight"].clone()
         self._build_losses()
@@ -128,8 +137,9 @@ class Audio2ExpressionModule(pl.LightningModule):
         filtered = filtered.reshape(B, 3, -1)
         M = self.net.mapping[sequence]  # (B, K, 32)
         s = self.cfg.net.expr_scale
-        expr = s * torch.einsum("bka,bna->bnk", M, filtered)
-        inter = s * torch.einsum("bka,ba->bk", M, ae[:, 1 + self.cfg.net.intermediate_slot])
+        off = self.sequence_offsets[sequence]  # (B, K); zeros without sequence_offset
+        expr = s * torch.einsum("bka,bna->bnk", M, filtered) + off[:, None]
+        inter = s * torch.einsum("bka,ba->bk", M, ae[:, 1 + self.cfg.net.intermediate_slot]) + off
         return expr, inter, weights.reshape(B, 3, T)[:, 1]
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:

@@ -9,7 +9,11 @@ expressions) by ridge-regularised least squares:
 * ``vertex``: ``min Σ_t (s M a_t - e_t)ᵀ G (s M a_t - e_t) + λ ||M||²`` with G the
   mouth-weighted Gram matrix of the basis (the training loss's metric, mm²).
 
-λ = ``ridge`` × mean squared norm of ``s a_t`` (scale-free). Solving takes
+λ = ``ridge`` × mean squared norm of ``s a_t`` (scale-free). With ``intercept`` (default)
+both sides are centred on their means over the fit frames and the map gets an offset
+(``e_t ≈ offset + s · M a_t``); with ``gain=lips`` the motion ``s · M a_t`` is then scaled so
+that its lip-vertex variance over the fit frames equals the tracked one (ridge and least
+squares shrink motion). Solving takes
 milliseconds; the authors' release runs 90 epochs of per-sample Adam instead.
 The map is written beside the target store, named with the A2E checkpoint's
 hash, with the fit error on the target's held-out frames.
@@ -118,6 +122,7 @@ class FitReport:
     baseline_vertex_rms_mm: float
     baseline_vertex_rms_mouth_mm: float
     fit_vertex_rms_mm: float
+    gain: float
     seconds: float
 
 
@@ -193,8 +198,17 @@ def fit_target(bundle: A2EBundle, store: SequenceStore, cfg: FitTargetConfig) ->
                 f"{model.n_components} components",
                 path=bundle.path,
             )
-    M = solve_mapping(s * ae[fit_idx], expr[fit_idx], cfg.ridge, gram, prior).astype(np.float32)
-    pred = s * ae @ M.T
+    x, e = s * ae[fit_idx], expr[fit_idx]
+    xm = x.mean(0) if cfg.intercept else np.zeros(x.shape[1], np.float32)
+    em = e.mean(0) if cfg.intercept else np.zeros(e.shape[1], np.float32)
+    M = solve_mapping(x - xm, e - em, cfg.ridge, gram, prior)
+    gain = 1.0
+    if cfg.gain == "lips":
+        gain = lip_gain((x - xm) @ M.T, e - em, model, cfg.max_gain)
+        M = gain * M
+    M = M.astype(np.float32)
+    offset = (em - M @ xm).astype(np.float32)
+    pred = s * ae @ M.T + offset
     mean_expr = expr[fit_idx].mean(0, keepdims=True)
     ev = evaluate(pred[eval_idx], expr[eval_idx], identity, model)
     base = evaluate(np.repeat(mean_expr, len(eval_idx), 0), expr[eval_idx], identity, model)
@@ -208,9 +222,39 @@ def fit_target(bundle: A2EBundle, store: SequenceStore, cfg: FitTargetConfig) ->
         baseline_vertex_rms_mm=base[0],
         baseline_vertex_rms_mouth_mm=base[1],
         fit_vertex_rms_mm=fit_rms,
+        gain=gain,
         seconds=time.perf_counter() - t0,
     )
-    return {"mapping": M, "report": report, "prediction": pred, "expression": expr}
+    return {
+        "mapping": M,
+        "offset": offset,
+        "report": report,
+        "prediction": pred,
+        "expression": expr,
+    }
+
+
+def lip_gain(pred: np.ndarray, target: np.ndarray, model: FaceModel, max_gain: float) -> float:
+    """The factor g with equal lip-vertex variance of ``g · pred`` and ``target``.
+
+    Args:
+        pred: (n, K) centred predicted expression offsets.
+        target: (n, K) centred tracked expression offsets.
+        model: the face model (its basis gives the lip vertices' metric, mm).
+        max_gain: upper bound of g (g is at least 1: the fit never shrinks motion further).
+
+    Returns:
+        ``clip(sqrt(Σ dᵀG d over target / Σ over pred), 1, max_gain)`` with G the lip
+        vertices' Gram matrix; 1 when the prediction does not move.
+    """
+    lips = np.zeros(model.n_vertices, np.float32)
+    lips[topology.lip_vertices()] = 1
+    g = weighted_gram(torch.as_tensor(model.basis), torch.as_tensor(lips)).numpy()
+    vp = float(np.einsum("nk,kl,nl->", pred, g, pred))
+    vt = float(np.einsum("nk,kl,nl->", target, g, target))
+    if vp <= 0:
+        return 1.0
+    return float(np.clip(np.sqrt(vt / vp), 1.0, max_gain))
 
 
 def mapping_path(store: SequenceStore, bundle: A2EBundle) -> Path:
@@ -233,20 +277,32 @@ def save_mapping(
     }
     tmp = path.with_name(f".{path.name}.tmp.npz")
     try:
-        np.savez(tmp, mapping=result["mapping"], meta=np.array(json.dumps(meta)))
+        offset = result.get("offset")
+        if offset is None:
+            offset = np.zeros(len(result["mapping"]), np.float32)
+        np.savez(tmp, mapping=result["mapping"], offset=offset, meta=np.array(json.dumps(meta)))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def load_mapping(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read a mapping written by :func:`save_mapping`: (K, 32) float32 and its metadata."""
+def load_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read a mapping written by :func:`save_mapping`: the map (K, 32) float32, the offset
+    (K,) float32 (zeros for a map fitted without intercept) and the metadata."""
     path = Path(path)
     if not path.is_file():
         raise InputError("mapping file not found", path=path)
-    with np.load(path, allow_pickle=False) as z:
-        return z["mapping"], json.loads(str(z["meta"]))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            M = z["mapping"]
+            offset = z["offset"] if "offset" in z.files else np.zeros(len(M), np.float32)
+            meta = json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"not a readable mapping file ({exc})", path=path) from exc
+    if offset.shape != (M.shape[0],):
+        raise InputError(f"offset {offset.shape} does not fit the map {M.shape}", path=path)
+    return M.astype(np.float32), offset.astype(np.float32), meta
 
 
 def _short(sig: dict | None) -> str:

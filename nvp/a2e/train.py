@@ -64,7 +64,8 @@ class MouthOpeningPlot(Callback):
         from nvp.metrics import mouth_opening_mm
 
         ident = module.identities[seq_i]
-        pred = mouth_opening_mm(ident, out["expression"][a:b], module.basis, module.opening_pairs)
+        expr = out["expression"][a:b] + module.sequence_offsets[seq_i]
+        pred = mouth_opening_mm(ident, expr, module.basis, module.opening_pairs)
         tgt = mouth_opening_mm(
             ident,
             torch.as_tensor(seq.expression[a:b], device=module.device),
@@ -129,6 +130,7 @@ def train_a2e(
         identities=dm.identities,
         sequence_names=dm.names,
         feature_signature=dm.feature_signature,
+        mean_expressions=dm.mean_expressions,
     )
     dm.setup("fit")
     has_val = len(dm.val_set) > 0

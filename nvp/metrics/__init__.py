@@ -14,6 +14,18 @@ from nvp.metrics.detect import (
 from nvp.metrics.expression import VertexRMSE, mouth_opening_mm
 from nvp.metrics.image import MaskedPSNR, MeanColourL2
 from nvp.metrics.landmarks import DLIB68, MouthLandmarkDistance, mediapipe_layout
+from nvp.metrics.lips import (
+    amplitude_ratio,
+    bilabial_closure_rate,
+    face_dynamics_deviation,
+    lag_correlation,
+    lip_motion_summary,
+    lip_vertex_error,
+    mouth_boxes_from_landmarks,
+    mouth_strip,
+    open_closed_fractions,
+    plot_opening_curves,
+)
 from nvp.metrics.lpips import LPIPS, LPIPSDistance
 from nvp.metrics.sync import SyncProxy, sync_proxy
 from nvp.metrics.syncnet import (
@@ -38,13 +50,23 @@ __all__ = [
     "SyncNetSync",
     "SyncProxy",
     "VertexRMSE",
+    "amplitude_ratio",
+    "bilabial_closure_rate",
     "default_dlib_predictor_path",
     "detect_landmarks",
     "dlib_faces",
+    "face_dynamics_deviation",
+    "lag_correlation",
+    "lip_motion_summary",
+    "lip_vertex_error",
     "load_syncnet",
     "mediapipe_layout",
+    "mouth_boxes_from_landmarks",
     "mouth_landmark_distance",
     "mouth_opening_mm",
+    "mouth_strip",
+    "open_closed_fractions",
+    "plot_opening_curves",
     "sync_proxy",
     "sync_scores",
     "syncnet_mfcc",

@@ -85,3 +85,21 @@ class EvaluateConfig:
     """Write the side-by-side video ground truth | visual tracking | audio-driven."""
     crf: int = 18
     """x264 constant rate factor of the side-by-side video."""
+    smooth_sigma: float = 0.0
+    """Gaussian smoothing of the audio-driven expressions over time, sigma in frames (use the
+    value ``nvp reenact`` uses)."""
+    lips: bool = True
+    """Measure lip motion (mouth opening over time: geometry and landmarks on the frames, with
+    correlation, lag and amplitude ratio)."""
+    closures: bool = True
+    """Bilabial closure check of the lip-motion section (English speech: pocketsphinx phone
+    alignment of a Whisper transcript)."""
+    language: str = "en"
+    """Language of the speech; the closure check applies to English (``en``) only."""
+    transcript: str | None = None
+    """Transcript of the evaluated speech (None = Whisper's); for the closure check."""
+    audio: list[str] = field(default_factory=list)
+    """Cross-speaker mode: drive the target with these audio files instead of evaluating
+    self-reenactment (``nvp evaluate --audio A1 A2 ...``)."""
+    strip_seconds: float = 2.0
+    """Cross-speaker mode: seconds of mouth crops in each audio's strip."""

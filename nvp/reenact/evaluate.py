@@ -43,6 +43,7 @@ from nvp.metrics.detect import detect_landmarks
 from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
+from nvp.reenact.lips import fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion
 from nvp.reenact.pipeline import FrameRenderer, target_frames
 from nvp.reenact.target import Target
 from nvp.tracking import topology
@@ -51,30 +52,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("tracking", "audio")
 LABELS = {"tracking": "visual tracking", "audio": "audio-driven", "gt": "ground truth"}
-#: Inner-lip landmark pairs (upper, lower) of each detector layout, for the mouth opening.
-OPENING_PAIRS = {
-    "mediapipe": topology.MOUTH_OPENING_PAIRS,
-    "dlib68": ((61, 67), (62, 66), (63, 65)),
-}
-
-
-def mouth_opening_2d(lms: np.ndarray, layout: str, eye_corners: tuple[int, int]) -> np.ndarray:
-    """Inner-lip opening relative to the eye-corner distance, per frame: (N,) (NaN where no
-    face was found)."""
-    p = np.asarray(OPENING_PAIRS[layout])
-    op = np.linalg.norm(lms[:, p[:, 0], :2] - lms[:, p[:, 1], :2], axis=-1).mean(-1)
-    a, b = eye_corners
-    return op / np.linalg.norm(lms[:, a, :2] - lms[:, b, :2], axis=-1)
-
-
-def _fill_nan(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN entries (for the sync proxy of frames without a face)."""
-    x = np.asarray(x, np.float64).copy()
-    ok = np.isfinite(x)
-    if ok.sum() < 2:
-        return x
-    x[~ok] = np.interp(np.flatnonzero(~ok), np.flatnonzero(ok), x[ok])
-    return x
 
 
 def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -93,7 +70,11 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
     if cfg.max_frames and len(frames) > cfg.max_frames:
         frames = frames[np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)]
     fr = FrameRenderer(target)
-    expr_audio = target.expressions(np.asarray(st["audio_features"][...]))
+    from nvp.reenact.lips import smooth_expressions
+
+    expr_audio = smooth_expressions(
+        target.expressions(np.asarray(st["audio_features"][...])), cfg.smooth_sigma
+    )
     dev = target.device
 
     layout = DLIB68 if cfg.landmarks == "dlib" else mediapipe_layout()
@@ -199,7 +180,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
         if not contiguous:
             sync[k] = {"lag": None, "r": None}
             continue
-        op = _fill_nan(mouth_opening_2d(L[k], layout.name, layout.eye_corners))
+        op = fill_nan(mouth_opening_2d(L[k], layout.name, layout.eye_corners))
         if not np.isfinite(op).all():
             sync[k] = {"lag": None, "r": None}
             continue
@@ -207,6 +188,26 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             op, clip_audio, int(st.attrs["sample_rate"]), st.fps, cfg.max_lag
         )
         sync[k] = {"lag": lag, "r": rbest}
+    lip_motion: dict[str, Any] = {"note": "skipped (lips=false)"}
+    if cfg.lips:
+        openings = {k: mouth_opening_2d(L[k], layout.name, layout.eye_corners) for k in L}
+        lip_motion = self_lip_motion(
+            target.face_model,
+            fr.identity,
+            fr.tracked[frames],
+            expr_audio[frames],
+            frames,
+            openings,
+            st.fps,
+            _resample(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
+            out,
+            tracked_all=fr.tracked,
+            max_lag=cfg.max_lag,
+            language=cfg.language,
+            transcript=cfg.transcript,
+            closure_check=cfg.closures,
+        )
+    sync["reliability"] = proxy_reliability(sync.get("gt", {}).get("r"))
     syncnet: dict[str, Any] = {}
     if cfg.syncnet:
         from nvp.metrics.syncnet import SyncNetScorer, load_syncnet
@@ -225,6 +226,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
         "landmarks": layout.name,
         "metrics": results,
         "sync_proxy": sync,
+        "lip_motion": lip_motion,
         "syncnet": syncnet,
         "lpips": "computed" if lpips is not None else "skipped: no LPIPS weights given",
         "seconds": time.perf_counter() - t0,
@@ -234,6 +236,44 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
     _plot(out / "per_frame.png", per_frame, target.name)
     atomic_write_text(out / "report.md", markdown_report(report))
     return report
+
+
+def evaluate_cross_speaker(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> str:
+    """``nvp evaluate --audio A1 A2 ...``: lip motion of ``target`` driven by other voices
+    (:func:`nvp.reenact.lips.cross_speaker`). Writes ``cross_speaker.json``,
+    ``cross_speaker.md``, the opening curves and one mouth-crop strip per audio; returns the
+    Markdown."""
+    from nvp.reenact.lips import cross_speaker
+
+    out = Path(out_dir)
+    res = cross_speaker(
+        target,
+        list(cfg.audio),
+        out,
+        smooth_sigma=cfg.smooth_sigma,
+        landmarks=cfg.landmarks,
+        max_lag=cfg.max_lag,
+        language=cfg.language,
+        closure_check=cfg.closures and cfg.lips,
+        strip_seconds=cfg.strip_seconds,
+        batch=cfg.batch,
+    )
+    for a in res["audios"]:
+        a["strip_seconds"] = cfg.strip_seconds
+    res["target"] = target.name
+    atomic_write_text(out / "cross_speaker.json", json.dumps(res, indent=2, allow_nan=True))
+    text = cross_speaker_markdown(res, target.name)
+    atomic_write_text(out / "cross_speaker.md", text)
+    return text
+
+
+def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float audio at 16 kHz (the aligner's rate)."""
+    if sample_rate == 16000:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=sample_rate, target_sr=16000)
 
 
 def _write_per_frame(out: Path, per_frame: dict[str, list]) -> None:
@@ -309,6 +349,10 @@ def markdown_report(r: dict[str, Any]) -> str:
     for k in ("gt", *MODES):
         s = r["sync_proxy"].get(k, {})
         lines.append(f"| {LABELS[k]} | {_f(s.get('lag'), 'd')} | {_f(s.get('r'), '.3f')} |")
+    rel = r["sync_proxy"].get("reliability")
+    if rel is not None:
+        lines += ["", f"Proxy on this clip: {rel['note']}."]
+    lines += lip_motion_markdown(r.get("lip_motion"))
     sn = r["syncnet"]
     lines += ["", "SyncNet:", ""]
     if "note" in sn:
@@ -322,6 +366,125 @@ def markdown_report(r: dict[str, Any]) -> str:
                 f"{s['lse_d']:.2f} | {s['lse_c']:.2f} |"
             )
     lines += ["", f"LPIPS: {r['lpips']}.", f"Evaluation time: {r['seconds']:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+CLOSURE_LABELS = {
+    "real_images": "real frames (landmarks)",
+    "tracking_images": "visual tracking (landmarks on renders)",
+    "audio_images": "audio-driven (landmarks on renders)",
+    "tracking_geometry": "visual tracking (face model)",
+    "audio_geometry": "audio-driven (face model)",
+}
+
+
+def lip_motion_markdown(lm: dict[str, Any] | None) -> list[str]:
+    """The lip-motion section of the report (see :mod:`nvp.reenact.lips`)."""
+    if not lm or "geometry" not in lm:
+        return ["", "## Lip motion", "", (lm or {}).get("note", "not measured") + "."]
+    lines = [
+        "",
+        "## Lip motion",
+        "",
+        "Mouth opening over time, predicted against real: Pearson r at lag 0 and at the best "
+        "lag (frames, positive = prediction late), amplitude ratio (standard deviation and "
+        "5-95 % range, predicted / real; 1 = the target's own motion), and the share of "
+        "frames below the real 10th percentile (closed) and above its 90th (open); the real "
+        "curve has 10 % / 10 % by construction.",
+        "",
+        "| curve | vs | r | best lag | r (best) | amplitude (std) | amplitude (5-95 %) | "
+        "closed | open |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, ref: str, v: dict[str, Any]) -> str:
+        return (
+            f"| {label} | {ref} | {_f(v.get('r0'), '.3f')} | {_f(v.get('best_lag'), '.0f')} | "
+            f"{_f(v.get('r_best'), '.3f')} | {_f(v.get('std_ratio'), '.2f')} | "
+            f"{_f(v.get('range_ratio'), '.2f')} | {_f(v.get('closed_fraction'), '.0%')} | "
+            f"{_f(v.get('open_fraction'), '.0%')} |"
+        )
+
+    g = lm["geometry"]
+    lines.append(row("audio-driven expressions (face model, mm)", "tracked", g))
+    for m, v in lm.get("images", {}).items():
+        lines.append(row(f"{LABELS[m]} (landmarks on renders)", "real frames", v))
+    lines += [
+        "",
+        f"Lip vertex error (LVE, max lip-vertex error per frame, mean): "
+        f"{_f(g.get('lve_mm'), '.2f')} mm; face dynamics deviation (FDD, upper face, real "
+        f"minus predicted motion std; > 0 = too still): {_f(g.get('fdd_mm'), '.3f')} mm.",
+        "",
+        f"![lip motion]({lm.get('plot', 'lips.png')})",
+        "",
+        "### Lip closures on bilabials (/p/ /b/ /m/)",
+        "",
+    ]
+    c = lm.get("closures", {})
+    if not c.get("applicable"):
+        lines.append(f"Not applicable: {c.get('reason', 'not run')}.")
+        return lines
+    rates = c.get("rates", {})
+    lines += [
+        f"{rates.get('n_segments', 0)} bilabial phones (pocketsphinx alignment of the "
+        f'transcript "{c.get("transcript", "")[:120]}"); a phone counts as closed when the '
+        "opening reaches the real 10th percentile within ±1 frame.",
+        "",
+        "| curve | closure rate | closed / evaluated |",
+        "|---|---|---|",
+    ]
+    for k, label in CLOSURE_LABELS.items():
+        if k in rates:
+            v = rates[k]
+            lines.append(
+                f"| {label} | {_f(v.get('rate'), '.0%')} | {v.get('n_closed')} / "
+                f"{v.get('n_evaluated')} |"
+            )
+    return lines
+
+
+def cross_speaker_markdown(r: dict[str, Any], name: str) -> str:
+    """The cross-speaker report (``nvp evaluate --audio``)."""
+    ref = r["reference"]
+    rel = ref["sync_proxy"]
+    lines = [
+        f"# Lip motion of `{name}` driven by other voices",
+        "",
+        f"The target's own tracked mouth opening: std {ref['opening_mm_std']:.2f} mm, "
+        f"5-95 % {ref['opening_mm_p5_p95'][0]:.1f}-{ref['opening_mm_p5_p95'][1]:.1f} mm. "
+        "Amplitude = predicted / the target's own (1 = as much motion as the target's real "
+        "speech); closed / open = share of frames below the target's 10th / above its 90th "
+        "percentile (10 % / 10 % for the target itself). Images: MediaPipe landmarks on the "
+        "rendered frames against the same target frames unchanged.",
+        "",
+        f"Sync proxy: r = {_f(rel['r_real'], '.2f')} on the target's real frames: {rel['note']}.",
+        "",
+        "| audio | s | amplitude (face model) | 5-95 % | closed | open | amplitude (images) "
+        "| closure rate (face model) | closure rate (images) | sync proxy r (lag) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in r["audios"]:
+        g, im, c, sp = a["geometry"], a["images"], a["closures"], a["sync_proxy"]
+        rates = c.get("rates", {})
+        cg = rates.get("audio_geometry", {}).get("rate") if c.get("applicable") else None
+        ci = rates.get("audio_images", {}).get("rate") if c.get("applicable") else None
+        proxy = f"{_f(sp['r'], '.2f')} ({sp['lag']})" if rel["informative"] else "uninformative"
+        lines.append(
+            f"| {Path(a['audio']).name} | {a['seconds']:.1f} | {_f(g['std_ratio'], '.2f')} | "
+            f"{_f(g['range_ratio'], '.2f')} | {_f(g.get('closed_fraction'), '.0%')} | "
+            f"{_f(g.get('open_fraction'), '.0%')} | {_f(im['std_ratio'], '.2f')} | "
+            f"{_f(cg, '.0%') if cg is not None else 'n/a'} | "
+            f"{_f(ci, '.0%') if ci is not None else 'n/a'} | {proxy} |"
+        )
+    lines += ["", f"![opening curves]({r['plot']})", ""]
+    for a in r["audios"]:
+        lines += [
+            f"`{Path(a['audio']).name}`: mouth crops over {a.get('strip_seconds', 2):.0f} s "
+            "(rendered above, the reused real frames below):",
+            "",
+            f"![strip]({a['strip']})",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -350,5 +513,5 @@ def video_sync_proxy(path: str | Path, max_lag: int = 5) -> dict[str, Any]:
     op = np.asarray(ops)
     found = int(np.isfinite(op).sum())
     audio = load_audio(path, 16000)
-    lag, r, _ = sync_proxy(_fill_nan(op), audio, 16000, info.fps, max_lag)
+    lag, r, _ = sync_proxy(fill_nan(op), audio, 16000, info.fps, max_lag)
     return {"lag": int(lag), "r": float(r), "frames": len(op), "frames_with_face": found}

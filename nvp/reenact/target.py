@@ -103,6 +103,8 @@ class Target:
     a2e: A2EBundle
     mapping: np.ndarray
     """(K, A) float32 person-specific map."""
+    offset: np.ndarray
+    """(K,) float32 expression offset of the map (the target's mean expression)."""
     renderer: NeuralRendererModule
     face_model: FaceModel
     device: torch.device
@@ -119,11 +121,11 @@ class Target:
     @torch.inference_mode()
     def expressions(self, windows: np.ndarray) -> np.ndarray:
         """Expressions (N, K) of a sequence of per-frame audio feature windows (N, W, D): the
-        A2E net's filtered audio-expressions through the target's map."""
+        A2E net's filtered audio-expressions through the target's map, plus its offset."""
         feats = torch.as_tensor(np.asarray(windows), dtype=torch.float32, device=self.device)
         mapping = torch.as_tensor(self.mapping, device=self.device)
         out = self.a2e.net.sequence_forward(feats, mapping=mapping)
-        return out["expression"].float().cpu().numpy()
+        return out["expression"].float().cpu().numpy() + self.offset
 
 
 def _store_info(store: SequenceStore) -> dict[str, Any]:
@@ -223,7 +225,7 @@ def make_target(
             log.info("fitting the target mapping for %s (default settings)", bundle.path)
             cfg = FitTargetConfig()
             save_mapping(Path(mapping), fit_target(bundle, st, cfg), bundle, st, cfg)
-    M, meta = load_mapping(mapping)
+    M, _, meta = load_mapping(mapping)
     check_compatible(st, bundle, M, meta, rckpt["hyper_parameters"])
 
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +293,7 @@ def load_target(path: str | Path, device: str = "auto", store: str | Path | None
     bundle = load_a2e(p / manifest["a2e"]["file"], map_location="cpu")
     from nvp.a2e.target import load_mapping
 
-    M, meta = load_mapping(p / manifest["mapping"]["file"])
+    M, offset, meta = load_mapping(p / manifest["mapping"]["file"])
     rfile = _checkpoint_file(p / manifest["renderer"]["file"], "renderer")
     rckpt = _read_renderer(rfile)
     check_compatible(st, bundle, M, meta, rckpt["hyper_parameters"])
@@ -304,6 +306,7 @@ def load_target(path: str | Path, device: str = "auto", store: str | Path | None
         store=st,
         a2e=bundle,
         mapping=M.astype(np.float32),
+        offset=offset,
         renderer=renderer,
         face_model=bundle.face_model,
         device=dev,
