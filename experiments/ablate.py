@@ -6,7 +6,7 @@
 
 Variants:
 
-* the **baseline**: ``--base`` (default ``conf/a2e/paper.yaml`` for ``a2e``,
+* the **baseline**: ``--base`` (default ``conf/a2e/default.yaml`` for ``a2e``,
   ``conf/render/cpu.yaml`` for ``render``, as the ``nvp train-*`` commands) on ``--data``;
 * one per **NAME**: a config layer ``conf/experiment/NAME.yaml`` (or a path to a YAML file)
   put on top of the baseline, same data. The stage follows the name's prefix (``a2e_*``,
@@ -109,7 +109,7 @@ def _stages() -> dict[str, Stage]:
         "a2e": Stage(
             "a2e",
             A2EConfig,
-            ("a2e/paper.yaml",),
+            ("a2e/default.yaml",),
             (
                 Metric("val/vertex_rms_mm", "vertex RMS (mm)", False),
                 mouth,
@@ -749,7 +749,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--base",
         nargs="+",
         metavar="FILE",
-        help="baseline config files (default: a2e/paper.yaml or render/cpu.yaml)",
+        help="baseline config files (default: a2e/default.yaml or render/cpu.yaml)",
     )
     ap.add_argument(
         "--set",
@@ -855,7 +855,11 @@ def _main(args: argparse.Namespace) -> int:
         )
         if r is not None:
             if args.lips and stage.name == "a2e":
-                r.lips = lip_measures(r.run, Path(args.lips), args.voices, args.lips_smooth)
+                # a dataset variant (other features) has its own store of the target
+                lips = Path(args.lips)
+                if v.data != data:
+                    lips = v.data / lips.name
+                r.lips = lip_measures(r.run, lips, args.voices, args.lips_smooth)
             results.append(r)
         if trained:  # the table so far, readable while the study goes on
             write_report(out, stage, variants, results, header)

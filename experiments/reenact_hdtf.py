@@ -1,17 +1,22 @@
 """End to end on real data: corpus -> A2E -> HDTF target -> evaluation and reenactment.
 
     python experiments/reenact_hdtf.py [--out /tmp/nvp-reenact] [--size 128]
+        [--corpus grid hdtf | all] [--target NAME]
         [--a2e-minutes 6] [--render-minutes 25] [--audio librispeech/<file>.ogg]
-        [--render-set key=value ...]
+        [--voices ../shared/data/audio] [--a2e-set key=value ...] [--render-set key=value ...]
 
-1. preprocess the GRID clips and both HDTF clips (default settings: Whisper features) at
-   ``--size`` and build the face model over them;
-2. train Audio2ExpressionNet on the corpus (``conf/a2e/paper.yaml``, ``--a2e-minutes``);
+1. preprocess the corpus (``--corpus``: folders of ``video/``, default the GRID clips and both
+   HDTF clips; ``all`` = every folder, which includes ``long/lieu_60s.mp4``) with the default
+   settings (Whisper features) at ``--size`` and build the face model over them;
+2. train Audio2ExpressionNet on the corpus (``conf/a2e/default.yaml``, ``--a2e-minutes`` at
+   most);
 3. train the renderer of the target (AOC, ``conf/render/cpu.yaml``, ``--render-minutes``);
 4. ``nvp make-target`` (fits the target's mapping), ``nvp evaluate`` on the held-out test
-   frames, ``nvp reenact`` with a LibriSpeech utterance (an unseen speaker), and the offline
-   sync proxy measured on the reenacted mp4 (landmarks detected on its frames against its
-   own audio track).
+   frames (with its lip-motion section), ``nvp reenact`` with a LibriSpeech utterance (an
+   unseen speaker), and the offline sync proxy measured on the reenacted mp4 (landmarks
+   detected on its frames against its own audio track);
+5. with ``--voices``: ``nvp evaluate --audio`` (cross-speaker lip motion) with every audio
+   file of those files / folders.
 
 Every stage is skipped when its output exists, so the script resumes. Results:
 ``OUT/results.md`` and ``OUT/results.json``.
@@ -31,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from nvp.cli import main as nvp  # noqa: E402
 from nvp.data.store import find_stores  # noqa: E402
+from nvp.reenact.lips import audio_files  # noqa: E402
 
 
 def stage(name: str, done: bool, fn) -> float:
@@ -58,6 +64,16 @@ def main() -> None:
     ap.add_argument("--render-minutes", type=float, default=25.0)
     ap.add_argument("--audio", default=None, help="driving audio (default: first LibriSpeech)")
     ap.add_argument(
+        "--corpus",
+        nargs="+",
+        default=["grid", "hdtf"],
+        help="folders of the data's video/ to train A2E on ('all' = every folder)",
+    )
+    ap.add_argument(
+        "--voices", nargs="*", default=[], help="audio files / folders for the cross-speaker check"
+    )
+    ap.add_argument("--a2e-set", nargs="*", default=[], metavar="key=value", help="A2E overrides")
+    ap.add_argument(
         "--render-set",
         nargs="*",
         default=["renderer.conv=strided"],
@@ -74,10 +90,17 @@ def main() -> None:
         s = int(minutes * 60)
         return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
-    clips = [data / "video" / "grid", data / "video" / "hdtf"]
+    if args.corpus == ["all"]:
+        clips = sorted(p for p in (data / "video").iterdir() if p.is_dir())
+    else:
+        clips = [data / "video" / c for c in args.corpus]
+    n_videos = sum(
+        len([f for f in c.iterdir() if f.suffix.lower() in (".mp4", ".mpg", ".avi", ".mov")])
+        for c in clips
+    )
     times["preprocess"] = stage(
         "preprocess",
-        len(find_stores(ds)) >= 13,
+        len(find_stores(ds)) >= n_videos,
         lambda: run(["preprocess", *map(str, clips), "--out", str(ds), f"crop.size={args.size}"]),
     )
     times["face_model"] = stage(
@@ -98,6 +121,7 @@ def main() -> None:
                 "trainer.accelerator=cpu",
                 "trainer.devices=1",
                 "trainer.enable_progress_bar=false",
+                *args.a2e_set,
             ]
         ),
     )
@@ -185,6 +209,23 @@ def main() -> None:
             ]
         ),
     )
+    cross = out / "cross_speaker"
+    if args.voices:
+        times["cross_speaker"] = stage(
+            "evaluate --audio (cross-speaker lip motion)",
+            (cross / "cross_speaker.json").exists(),
+            lambda: run(
+                [
+                    "evaluate",
+                    "--target",
+                    str(target),
+                    "--out",
+                    str(cross),
+                    "--audio",
+                    *map(str, audio_files(args.voices)),
+                ]
+            ),
+        )
     from nvp.reenact.evaluate import video_sync_proxy
 
     sync = video_sync_proxy(mp4_full)
@@ -206,6 +247,8 @@ def main() -> None:
         + ", ".join(f"{k} {v:.0f}" for k, v in times.items())
         + "\n"
     )
+    if args.voices:
+        md += "\n" + (cross / "cross_speaker.md").read_text().replace("](", "](cross_speaker/")
     (out / "results.md").write_text(md)
     print(md)
 

@@ -126,7 +126,7 @@ def cmd_train_a2e(args: argparse.Namespace) -> int:
     from nvp.a2e.config import A2EConfig
     from nvp.a2e.train import train_a2e
 
-    cfg, _ = _load(A2EConfig, "a2e/paper.yaml", args, _overrides_only(args))
+    cfg, _ = _load(A2EConfig, "a2e/default.yaml", args, _overrides_only(args))
     if args.dry_run:
         return 0
     run = train_a2e(args.dataset, cfg)

@@ -19,6 +19,7 @@ prints its wall time at the end.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -177,7 +178,16 @@ def run_demo(
         stage(
             "say (TTS -> reenactment)",
             lambda: _run(
-                ["say", "--target", str(target), NEW_SENTENCE, "--out", str(mp4), "--side-by-side"]
+                [
+                    "say",
+                    "--target",
+                    str(target),
+                    NEW_SENTENCE,
+                    "--out",
+                    str(mp4),
+                    "--side-by-side",
+                    "--keep-wav",
+                ]
             ),
         )
     else:
@@ -199,6 +209,25 @@ def run_demo(
         )
     report = out / "report"
     stage("evaluate", lambda: _run(["evaluate", "--target", str(target), "--out", str(report)]))
+    driving = mp4.with_suffix(".wav") if video is None else Path(video)
+    cross = report / "cross_speaker"
+    stage(
+        "lip motion of the new speech",
+        lambda: _run(
+            ["evaluate", "--target", str(target), "--out", str(cross), "--audio", str(driving)]
+        ),
+    )
+    lm = json.loads((report / "metrics.json").read_text()).get("lip_motion", {})
+    if "geometry" in lm:
+        g = lm["geometry"]
+        print(
+            f"\nlip motion (held-out frames, own audio): r = {g['r0']:.2f}, amplitude "
+            f"{g['std_ratio']:.2f} of the tracked motion; new speech: amplitude "
+            + ", ".join(
+                f"{a['geometry']['std_ratio']:.2f}"
+                for a in json.loads((cross / "cross_speaker.json").read_text())["audios"]
+            )
+        )
     total = sum(times.values())
     print("\n=== demo finished: wall time per stage")
     for k, v in times.items():
@@ -207,6 +236,7 @@ def run_demo(
     print(
         f"\nreenactment video : {mp4}\nevaluation report : {report / 'report.md'}\n"
         f"side-by-side eval : {report / 'side_by_side.mp4'}\ntarget bundle     : {target}\n"
+        f"lip motion        : {report / 'lips.png'}, {cross / 'cross_speaker.md'}\n"
         f"contact sheet     : {out / 'contact_sheet.png'}"
     )
     return times

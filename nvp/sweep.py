@@ -59,7 +59,7 @@ DATASET_ENV = "NVP_SWEEP_DATASET"
 #: nvp training commands a sweep may run: subcommand -> (schema "module:Class", default YAML).
 #: The defaults mirror ``nvp.cli`` (cmd_train_a2e, cmd_train_renderer).
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "train-a2e": ("nvp.a2e.config:A2EConfig", "a2e/paper.yaml"),
+    "train-a2e": ("nvp.a2e.config:A2EConfig", "a2e/default.yaml"),
     "train-renderer": ("nvp.render.config:RenderConfig", "render/cpu.yaml"),
 }
 

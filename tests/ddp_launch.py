@@ -32,7 +32,7 @@ from pytorch_lightning.callbacks import Callback
 
 from nvp.config import load
 
-DEFAULTS = {"a2e": "a2e/paper.yaml", "render": "render/cpu.yaml"}
+DEFAULTS = {"a2e": "a2e/default.yaml", "render": "render/cpu.yaml"}
 
 
 def parameters(module: pl.LightningModule) -> dict[str, torch.Tensor]:

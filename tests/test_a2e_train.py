@@ -179,14 +179,14 @@ class TestData:
 
 
 def _configs() -> list[list[str]]:
-    runs = [["--config", str(CONF_DIR / "a2e" / n)] for n in ("release.yaml",)]
-    runs.append([])  # paper.yaml (the default layer)
+    runs = [["--config", str(CONF_DIR / "a2e" / n)] for n in ("release.yaml", "paper.yaml")]
+    runs.append([])  # default.yaml (the default layer)
     for exp in sorted((CONF_DIR / "experiment").glob("a2e_*.yaml")):
         runs.append(["--config", str(exp)])
     return runs
 
 
-@pytest.mark.parametrize("extra", _configs(), ids=lambda e: Path(e[-1]).stem if e else "paper")
+@pytest.mark.parametrize("extra", _configs(), ids=lambda e: Path(e[-1]).stem if e else "default")
 def test_two_step_smoke(a2e_dataset, tmp_path, extra):
     code = main(
         [
@@ -276,6 +276,7 @@ def test_train_resume_and_fit_target(a2e_dataset, tmp_path, capsys):
 
     M, offset, meta = load_mapping(mp)
     assert M.shape == (bundle.face_model.n_components, 32)
+    assert offset.shape == (bundle.face_model.n_components,) and np.abs(offset).sum() > 0
     assert meta["a2e_hash"] == bundle.hash and meta["report"]["n_fit"] > 32
 
 

@@ -242,3 +242,40 @@ def test_ablate_command_line_errors(ablate, a2e_dataset, tmp_path, capsys):
     assert ablate.main([*data, "--dataset", "no_path"]) == 2
     assert "VARIANT=PATH" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_ablate_lip_columns(ablate, a2e_dataset, tmp_path):
+    """``ablate.py --lips STORE --voices ...``: each A2E run gets the lip-motion measures of its
+    last checkpoint (cached in the run), and the table a lip-motion section."""
+    import json
+
+    from nvp.io.audio import write_wav
+    from nvp.io.synthetic import speech_audio
+
+    voice = tmp_path / "voice.wav"
+    write_wav(voice, speech_audio(2.0, 16000, seed=3), 16000)
+    out = tmp_path / "study"
+    argv = [
+        "--data",
+        str(a2e_dataset),
+        "--base",
+        "a2e/default.yaml",
+        "a2e/tiny.yaml",
+        "--set",
+        "data.samples_per_epoch=4",
+        "trainer.max_epochs=1",
+        "--lips",
+        str(a2e_dataset / "talker1.zarr"),
+        "--voices",
+        str(voice),
+        "--out",
+        str(out),
+    ]
+    assert ablate.main(argv) == 0
+    (run,) = list((out / "runs" / "baseline" / "seed0").glob("baseline-*"))
+    cached = json.loads((run / "lips.json").read_text())["measures"]
+    assert -1 <= cached["own.r0"] <= 1 and cached["voices.min"] > 0
+    assert cached["voice.voice.wav"] == cached["voices.min"]
+    md = (out / "ablation.md").read_text()
+    assert "## Lip motion" in md and "| **baseline** |" in md.split("## Lip motion")[1]
+    assert ablate.main([*argv[:-2], "--lips", str(tmp_path / "no.zarr"), *argv[-2:]]) == 2

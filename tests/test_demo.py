@@ -19,6 +19,7 @@ def test_demo_on_a_given_video(talking_head, tmp_path):
         "make-target (fit mapping)",
         "reenact (the video's own audio)",
         "evaluate",
+        "lip motion of the new speech",
     ]
     src = probe(talking_head)
     out = probe(tmp_path / "say.mp4")
@@ -27,3 +28,8 @@ def test_demo_on_a_given_video(talking_head, tmp_path):
     assert m["frames"] > 0 and m["metrics"]["audio"]["psnr"] > 5
     assert (tmp_path / "target" / "target.json").is_file()
     assert (tmp_path / "contact_sheet.png").is_file()
+    # the report carries the lip-motion section; the new speech has its cross-speaker check
+    assert "geometry" in m["lip_motion"] and (tmp_path / "report" / "lips.png").is_file()
+    assert "## Lip motion" in (tmp_path / "report" / "report.md").read_text()
+    cross = json.loads((tmp_path / "report" / "cross_speaker" / "cross_speaker.json").read_text())
+    assert len(cross["audios"]) == 1 and abs(cross["audios"][0]["frames"] - src.n_frames) <= 1

@@ -75,6 +75,7 @@ def test_mapping_file_offset_round_trip_and_old_files(tmp_path):
     p = tmp_path / "m.npz"
     np.savez(p, mapping=M, offset=off, meta=np.array(json.dumps({"a2e_hash": "x"})))
     M2, off2, meta = load_mapping(p)
+    np.testing.assert_array_equal(M2, M)
     np.testing.assert_array_equal(off2, off)
     assert meta == {"a2e_hash": "x"}
     old = tmp_path / "old.npz"  # written before offsets existed: zeros
@@ -86,7 +87,7 @@ def test_mapping_file_offset_round_trip_and_old_files(tmp_path):
     with pytest.raises(InputError, match="offset"):
         load_mapping(bad)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="junk.npz"):
+    with pytest.raises(InputError, match=r"junk\.npz"):
         load_mapping(tmp_path / "junk.npz")
     assert callable(save_mapping)
 
@@ -114,9 +115,8 @@ def test_sequence_offsets_added_to_every_prediction(a2e_dataset):
     from nvp.a2e.config import A2EConfig
     from nvp.a2e.data import A2EDataModule
     from nvp.a2e.module import Audio2ExpressionModule
-    from nvp.config import CONF_DIR, load
-
     from nvp.a2e.train import dataset_feature_shape
+    from nvp.config import CONF_DIR, load
 
     _, w, d = dataset_feature_shape(a2e_dataset)
     dims = [f"net.feature_dim={d}", f"net.window={w}"]
@@ -196,7 +196,7 @@ class TestDistributionMeasures:
         lms = np.zeros((2, 468, 2))
         a, b = topology.EYE_CORNERS
         lms[:, b, 0] = 100.0  # eye distance 100 px
-        for up, lo in topology.MOUTH_OPENING_PAIRS:
+        for _, lo in topology.MOUTH_OPENING_PAIRS:
             lms[0, lo, 1] = 10.0
             lms[1, lo, 1] = 30.0
         np.testing.assert_allclose(mouth_opening_2d(lms, "mediapipe", (a, b)), [0.1, 0.3])
@@ -210,3 +210,20 @@ class TestDistributionMeasures:
         assert [p.name for p in got] == ["x.wav", "y.ogg", "z.flac"]
         with pytest.raises(InputError, match="nope"):
             audio_files([tmp_path / "nope.wav"])
+
+
+def test_dropout_only_in_training():
+    from nvp.nets.audio2expression import A2ENetConfig, PerFrameAudioNet
+
+    net = PerFrameAudioNet(A2ENetConfig(feature_dim=12, dropout=0.5))
+    x = torch.randn(64, 16, 12)
+    net.eval()
+    torch.testing.assert_close(net(x), net(x))  # deterministic at inference
+    net.train()
+    torch.manual_seed(0)
+    a = net(x)
+    assert not torch.allclose(a, net(x))  # a fresh dropout mask per call
+    plain = PerFrameAudioNet(A2ENetConfig(feature_dim=12))
+    assert [k for k, _ in plain.named_parameters()] == [k for k, _ in net.named_parameters()]
+    with pytest.raises(ValueError, match="dropout"):
+        A2ENetConfig(feature_dim=12, dropout=1.0)

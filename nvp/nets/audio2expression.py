@@ -108,6 +108,11 @@ class A2ENetConfig:
     filter_slope: float = 0.02
     """Negative slope of the filter's LeakyReLUs."""
 
+    dropout: float = 0.0
+    """Dropout probability on the per-frame net's input feature windows and on the pooled
+    convolution features before the fully connected layers (0 = none, as the paper);
+    functional, so the parameter layout (and the release's checkpoint) is unchanged."""
+
     expr_scale: float = 10.0
     """Factor applied to every mapped output: ``expression = expr_scale * M @ audio_expr``
     (release: 10)."""
@@ -179,6 +184,8 @@ def _config_problems(cfg: A2ENetConfig) -> list[str]:
         )
     if cfg.mapping_init_std < 0:
         problems.append(f"mapping_init_std must be >= 0, got {cfg.mapping_init_std}")
+    if not 0 <= cfg.dropout < 1:
+        problems.append(f"dropout must be in [0, 1), got {cfg.dropout}")
     return problems
 
 
@@ -294,6 +301,7 @@ class PerFrameAudioNet(nn.Module):
             c_in = d
         fc += [nn.Linear(c_in, cfg.audio_expr_dim), nn.Tanh()]
         self.fc = nn.Sequential(*fc)
+        self.dropout = cfg.dropout
         _xavier_(self)
 
     def forward(self, windows: Tensor) -> Tensor:
@@ -310,8 +318,9 @@ class PerFrameAudioNet(nn.Module):
                 f"PerFrameAudioNet expects windows of shape (B, {self.window}, "
                 f"{self.feature_dim}), got {tuple(windows.shape)}"
             )
-        h = self.conv(windows.transpose(1, 2))  # (B, C, 1)
-        return self.fc(h.flatten(1))
+        p = self.dropout if self.training else 0.0
+        h = self.conv(nn.functional.dropout(windows, p).transpose(1, 2))  # (B, C, 1)
+        return self.fc(nn.functional.dropout(h.flatten(1), p))
 
 
 class TemporalFilter(nn.Module):

@@ -526,6 +526,7 @@ def a2e_lip_probe(
     smooth_sigma: float = 0.0,
     split: str = "test",
     max_lag: int = 5,
+    cache: dict | None = None,
 ) -> dict[str, Any]:
     """Geometry-only lip motion of an A2E checkpoint on one target (no renderer needed): the
     quick measure of the generalized stage's ablations.
@@ -537,6 +538,8 @@ def a2e_lip_probe(
       (:func:`nvp.metrics.lips.lip_motion_summary`: r, lag, amplitude ratios);
     * ``voices``: every file of ``voices`` (files or folders) drives the target; amplitude
       ratios and closed / open fractions against the target's tracked opening (train split).
+
+    ``cache`` (a dict the caller keeps) holds the voices' feature windows between calls.
 
     Returns:
         ``own`` (summary), ``voices`` ({file name: summary}), ``voices_std_ratio_min`` /
@@ -568,10 +571,14 @@ def a2e_lip_probe(
     acfg = audio_config(st)
     s = bundle.cfg.net.expr_scale
     out_voices: dict[str, Any] = {}
+    cache = {} if cache is None else cache
     for f in audio_files(list(voices)):
-        audio = load_audio(f, 16000)
-        n = max(1, int(len(audio) / 16000 * st.fps))
-        w = extract_windows(audio, 16000, n, st.fps, acfg)
+        key = (str(f), repr(acfg), st.fps)
+        if key not in cache:
+            audio = load_audio(f, 16000)
+            n = max(1, int(len(audio) / 16000 * st.fps))
+            cache[key] = extract_windows(audio, 16000, n, st.fps, acfg)
+        w = cache[key]
         e = s * audio_expressions(bundle, w) @ res["mapping"].T + res["offset"]
         op = opening_mm(model, identity, smooth_expressions(e, smooth_sigma))
         out_voices[f.name] = _against_distribution(op, ref)
