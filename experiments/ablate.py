@@ -450,10 +450,16 @@ LIP_COLUMNS = (
     ("own.range_ratio", "amp. 5-95 %", ".2f"),
     ("voices.min", "amp. voices min", ".2f"),
     ("voices.mean", "amp. voices mean", ".2f"),
+    ("closure.audio", "closures audio", ".0%"),
+    ("closure.tracked", "closures tracked", ".0%"),
     ("gain", "fit gain", ".2f"),
     ("paper_fit.r0", "r (paper fit)", ".2f"),
     ("paper_fit.std_ratio", "amp. (paper fit)", ".2f"),
 )
+
+
+#: Feature windows of the voices and the target's bilabial segments, shared by the runs.
+_PROBE_CACHE: dict = {}
 
 
 def lip_measures(
@@ -465,22 +471,35 @@ def lip_measures(
     from nvp.a2e.config import FitTargetConfig
     from nvp.reenact.lips import a2e_lip_probe
 
-    key = {"store": str(store.resolve()), "voices": list(voices), "smooth": smooth_sigma}
+    key = {
+        "store": str(store.resolve()),
+        "voices": list(voices),
+        "smooth": smooth_sigma,
+        "version": 2,
+    }
     cache = run / "lips.json"
     if cache.is_file():
         old = json.loads(cache.read_text())
         if old.get("key") == key:
             return old["measures"]
     ckpt = run / "checkpoints" / "last.ckpt"
-    res = a2e_lip_probe(ckpt, store, list(voices), smooth_sigma=smooth_sigma)
+    res = a2e_lip_probe(ckpt, store, list(voices), smooth_sigma=smooth_sigma, cache=_PROBE_CACHE)
     paper = a2e_lip_probe(
-        ckpt, store, [], fit=FitTargetConfig(intercept=False, gain="none"), smooth_sigma=0.0
+        ckpt,
+        store,
+        [],
+        fit=FitTargetConfig(intercept=False, gain="none"),
+        smooth_sigma=0.0,
+        cache=_PROBE_CACHE,
     )
     m = {f"own.{k}": float(v) for k, v in res["own"].items() if isinstance(v, int | float)}
     m["voices.min"] = res["voices_std_ratio_min"]
     m["voices.mean"] = res["voices_std_ratio_mean"]
     m["gain"] = res["gain"]
     m.update({f"voice.{n}": v["std_ratio"] for n, v in res["voices"].items()})
+    c = res["closures"]
+    m["closure.audio"] = float(c.get("audio", math.nan))
+    m["closure.tracked"] = float(c.get("tracked", math.nan))
     m["paper_fit.r0"] = float(paper["own"]["r0"])
     m["paper_fit.std_ratio"] = float(paper["own"]["std_ratio"])
     atomic_write_text(cache, json.dumps({"key": key, "measures": m}, indent=2))
@@ -497,8 +516,10 @@ def lips_markdown(variants: Sequence[Variant], results: Sequence[RunResult]) -> 
         "Own audio = the target's test split: r between audio-driven and tracked mouth "
         "opening (face model, mm) at lag 0, the best lag (frames, + = prediction late), "
         "amplitude = predicted / tracked standard deviation (and 5-95 % range); voices = "
-        "amplitude of each driving voice against the target's tracked opening. Paper fit = "
-        "the map without offset and gain (the paper's least squares).",
+        "amplitude of each driving voice against the target's tracked opening; closures = "
+        "share of the bilabial phones of the held-out audio (val + test) where the opening "
+        "reaches the tracked 10th percentile within ±1 frame. Paper fit = the map without "
+        "offset and gain (the paper's least squares).",
         "",
         "| variant | " + " | ".join(label for _, label, _ in LIP_COLUMNS) + " |",
         "|---|" + "--:|" * len(LIP_COLUMNS),

@@ -72,6 +72,9 @@ def main() -> None:
     ap.add_argument(
         "--voices", nargs="*", default=[], help="audio files / folders for the cross-speaker check"
     )
+    ap.add_argument(
+        "--split", default="test", help="evaluated frames: test (default), val, heldout (both)"
+    )
     ap.add_argument("--a2e-set", nargs="*", default=[], metavar="key=value", help="A2E overrides")
     ap.add_argument(
         "--render-set",
@@ -167,7 +170,9 @@ def main() -> None:
     times["evaluate"] = stage(
         "evaluate",
         (report / "metrics.json").exists(),
-        lambda: run(["evaluate", "--target", str(target), "--out", str(report)]),
+        lambda: run(
+            ["evaluate", "--target", str(target), "--out", str(report), "--split", args.split]
+        ),
     )
     audio = (
         Path(args.audio) if args.audio else sorted((data / "audio" / "librispeech").glob("*"))[0]

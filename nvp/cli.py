@@ -475,7 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("evaluate", help="self-reenactment metrics on held-out frames")
     sp.add_argument("--target", required=True, metavar="TARGET_DIR")
     sp.add_argument("--out", required=True, metavar="REPORT_DIR")
-    sp.add_argument("--split", choices=["train", "val", "test"], help="default: test")
+    sp.add_argument(
+        "--split",
+        choices=["train", "val", "test", "heldout"],
+        help="default: test; heldout = val and test together",
+    )
     sp.add_argument("--landmarks", choices=["mediapipe", "dlib"], help="default: mediapipe")
     sp.add_argument("--device", help="auto (default), cpu, cuda")
     sp.add_argument(

@@ -60,9 +60,10 @@ class ReenactConfig:
 class EvaluateConfig:
     """``nvp evaluate``: self-reenactment on the held-out frames of the target video."""
 
-    split: Literal["train", "val", "test"] = "test"
+    split: Literal["train", "val", "test", "heldout"] = "test"
     """Which frames of the target store are evaluated (the held-out ``test`` split by
-    default)."""
+    default; ``heldout`` = val and test together, consecutive in time: twice the frames for
+    the lip-motion measures)."""
     max_frames: int = 0
     """Evaluate at most this many frames, evenly spread over the split (0 = all)."""
     batch: int = 8

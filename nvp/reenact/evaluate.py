@@ -43,7 +43,7 @@ from nvp.metrics.detect import detect_landmarks
 from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
-from nvp.reenact.lips import fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion
+from nvp.reenact.lips import _to_16k, fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion
 from nvp.reenact.pipeline import FrameRenderer, target_frames
 from nvp.reenact.target import Target
 from nvp.tracking import topology
@@ -199,7 +199,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             frames,
             openings,
             st.fps,
-            _resample(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
+            _to_16k(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
             out,
             tracked_all=fr.tracked,
             max_lag=cfg.max_lag,
@@ -265,15 +265,6 @@ def evaluate_cross_speaker(target: Target, cfg: EvaluateConfig, out_dir: str | P
     text = cross_speaker_markdown(res, target.name)
     atomic_write_text(out / "cross_speaker.md", text)
     return text
-
-
-def _resample(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono float audio at 16 kHz (the aligner's rate)."""
-    if sample_rate == 16000:
-        return audio
-    import librosa
-
-    return librosa.resample(audio, orig_sr=sample_rate, target_sr=16000)
 
 
 def _write_per_frame(out: Path, per_frame: dict[str, list]) -> None:

@@ -433,6 +433,15 @@ def cross_speaker(
     return {"reference": reference, "audios": results, "plot": "cross_speaker.png"}
 
 
+def _to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float audio resampled to 16 kHz (the aligner's rate)."""
+    if sample_rate == 16000:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=sample_rate, target_sr=16000)
+
+
 def _against_distribution(curve: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     """Amplitude of ``curve`` against another recording's ``reference`` (no frame pairing):
     standard deviations and 5-95 % ranges, their ratios, and the closed / open fractions
@@ -583,8 +592,31 @@ def a2e_lip_probe(
         op = opening_mm(model, identity, smooth_expressions(e, smooth_sigma))
         out_voices[f.name] = _against_distribution(op, ref)
     ratios = [v["std_ratio"] for v in out_voices.values()]
+    # bilabial closures over the held-out frames (val + test, consecutive in time)
+    ha, hb = st.split_range("val")[0], st.split_range("test")[1]
+    key = ("bilabials", str(st.path), ha, hb)
+    if key not in cache:
+        sr = int(st.attrs["sample_rate"])
+        spf = sr / st.fps
+        clip = np.asarray(st["audio"][round(ha * spf) : round(hb * spf)]).astype(np.float32)
+        cache[key] = bilabials(_to_16k(clip / 32768.0, sr), "en", None)
+    bl = cache[key]
+    clos = {"applicable": bl["applicable"], "reason": bl["reason"]}
+    if bl["applicable"]:
+        level = float(np.percentile(real[ta:tb], CLOSED_Q))
+        c = closures(
+            bl["segments"], {"audio": (pred[ha:hb], level), "tracked": (real[ha:hb], level)}, st.fps
+        )
+        clos.update(
+            {
+                "n_segments": c["n_segments"],
+                "audio": c["audio"]["rate"],
+                "tracked": c["tracked"]["rate"],
+            }
+        )
     return {
         "own": own,
+        "closures": clos,
         "voices": out_voices,
         "voices_std_ratio_min": float(np.min(ratios)) if ratios else float("nan"),
         "voices_std_ratio_mean": float(np.mean(ratios)) if ratios else float("nan"),

@@ -75,9 +75,15 @@ class Timer:
 
 
 def target_frames(store: SequenceStore, which: str = "all") -> np.ndarray:
-    """Frame indices of the target that may be reused: those of ``which`` (a split or
-    ``all``) with a face (detected or interpolated)."""
-    a, b = (0, store.n_frames) if which == "all" else store.split_range(which)
+    """Frame indices of the target that may be reused: those of ``which`` (a split, ``all``,
+    or ``heldout`` = val and test, consecutive in time) with a face (detected or
+    interpolated)."""
+    if which == "all":
+        a, b = 0, store.n_frames
+    elif which == "heldout":
+        a, b = store.split_range("val")[0], store.split_range("test")[1]
+    else:
+        a, b = store.split_range(which)
     flags = np.asarray(store["face_flag"][a:b])
     idx = np.arange(a, b)[flags != FACE_MISSING]
     if len(idx) == 0:
