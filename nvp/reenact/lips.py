@@ -206,9 +206,12 @@ def self_lip_motion(
         ``closures`` and the plot's file name.
     """
     contiguous = bool(np.all(np.diff(frames) == 1))
+    if len(frames) < 3:
+        return {"note": f"too few frames ({len(frames)}) for the lip-motion measures"}
     op_t = opening_mm(model, identity, tracked)
     op_a = opening_mm(model, identity, driven)
-    lag = max_lag if contiguous else 0
+    # lags need consecutive frames, and at least 3 overlapping frames at the largest lag
+    lag = min(max_lag, len(frames) - 3) if contiguous else 0
     v_t = model.expression_vertices(identity, tracked)
     v_a = model.expression_vertices(identity, driven)
     geometry = lip_motion_summary(op_a, op_t, max_lag=lag)
