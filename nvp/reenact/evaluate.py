@@ -43,7 +43,7 @@ from nvp.metrics.detect import detect_landmarks
 from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
-from nvp.reenact.lips import _to_16k, fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion
+from nvp.reenact.lips import fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion, to_16k
 from nvp.reenact.pipeline import FrameRenderer, target_frames
 from nvp.reenact.target import Target
 from nvp.tracking import topology
@@ -199,7 +199,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             frames,
             openings,
             st.fps,
-            _to_16k(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
+            to_16k(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
             out,
             tracked_all=fr.tracked,
             max_lag=cfg.max_lag,

@@ -436,7 +436,7 @@ def cross_speaker(
     return {"reference": reference, "audios": results, "plot": "cross_speaker.png"}
 
 
-def _to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono float audio resampled to 16 kHz (the aligner's rate)."""
     if sample_rate == 16000:
         return audio
@@ -602,7 +602,7 @@ def a2e_lip_probe(
         sr = int(st.attrs["sample_rate"])
         spf = sr / st.fps
         clip = np.asarray(st["audio"][round(ha * spf) : round(hb * spf)]).astype(np.float32)
-        cache[key] = bilabials(_to_16k(clip / 32768.0, sr), "en", None)
+        cache[key] = bilabials(to_16k(clip / 32768.0, sr), "en", None)
     bl = cache[key]
     clos = {"applicable": bl["applicable"], "reason": bl["reason"]}
     if bl["applicable"]:
