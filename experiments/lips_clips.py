@@ -31,14 +31,12 @@ from scipy.signal import stft
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nvp.config import atomic_write_text  # noqa: E402
+from nvp.config import STABLE_POINTS, atomic_write_text  # noqa: E402
 from nvp.data.store import SequenceStore, find_stores  # noqa: E402
 from nvp.metrics.sync import lagged_correlation  # noqa: E402
 from nvp.reenact.lips import fill_nan, mouth_opening_2d  # noqa: E402
 from nvp.tracking import topology  # noqa: E402
 from nvp.tracking.landmarks import FACE_MISSING  # noqa: E402
-
-STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5)
 
 
 def band_energy(audio: np.ndarray, sr: int, n_frames: int, fps: float) -> np.ndarray:
@@ -68,7 +66,7 @@ def clip_row(store: SequenceStore, max_lag: int) -> dict:
     op = fill_nan(op)
     a, b = topology.EYE_CORNERS
     iod = np.nanmedian(np.linalg.norm(lms[:, a, :2] - lms[:, b, :2], axis=-1))
-    pts = lms[:, list(STABLE), :2] / iod
+    pts = lms[:, list(STABLE_POINTS), :2] / iod
     d2 = pts[1:-1] - 0.5 * (pts[:-2] + pts[2:])
     pose_jitter = float(np.sqrt((d2**2).sum(-1).mean()))
     sr = int(store.attrs["sample_rate"])

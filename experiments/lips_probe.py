@@ -27,8 +27,7 @@ from nvp.reenact.lips import a2e_lip_probe  # noqa: E402
 FITS = {
     "paper: least squares, ridge 1 to the mean map": dict(intercept=False, gain="none"),
     "+ offset (intercept)": dict(gain="none"),
-    "+ offset + lip gain (out-of-fold, default)": {},
-    "+ offset + lip gain in-sample": dict(gain_folds=0),
+    "+ offset + lip gain (default)": {},
     "+ offset + lip gain, ridge 0.1": dict(ridge=0.1),
     "vertex mode + offset + lip gain": dict(mode="vertex"),
     "paper, ridge 0.01": dict(intercept=False, gain="none", ridge=0.01),

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nvp.a2e.data import BalancedSampler
-from nvp.a2e.target import lip_gain, load_mapping, save_mapping, solve_mapping
+from nvp.a2e.target import lip_gain, load_mapping, solve_mapping
 from nvp.errors import InputError
 from nvp.reenact.lips import (
     _against_distribution,
@@ -89,7 +89,6 @@ def test_mapping_file_offset_round_trip_and_old_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match=r"junk\.npz"):
         load_mapping(tmp_path / "junk.npz")
-    assert callable(save_mapping)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +115,7 @@ def test_sequence_offsets_added_to_every_prediction(a2e_dataset):
     from nvp.a2e.data import A2EDataModule
     from nvp.a2e.module import Audio2ExpressionModule
     from nvp.a2e.train import dataset_feature_shape
-    from nvp.config import CONF_DIR, load
+    from nvp.config import load
 
     _, w, d = dataset_feature_shape(a2e_dataset)
     dims = [f"net.feature_dim={d}", f"net.window={w}"]
@@ -124,20 +123,21 @@ def test_sequence_offsets_added_to_every_prediction(a2e_dataset):
     c = OmegaConf.to_object(cfg)
     dm = A2EDataModule(a2e_dataset, c.data, c.net)
     K = dm.face_model.n_components
+    means = dm.mean_expressions()
     mod = Audio2ExpressionModule(
         OmegaConf.to_container(cfg),
         n_sequences=dm.n_sequences,
         expression_dim=K,
         face_model=dm.face_model,
         identities=dm.identities,
-        mean_expressions=dm.mean_expressions,
+        mean_expressions=means,
     )
     with torch.no_grad():
         mod.net.mapping.zero_()  # the maps add nothing: the prediction is the offset
     n = cfg.net.seq_len + 2
     w = torch.randn(2, n, cfg.net.window, cfg.net.feature_dim)
     expr, inter, _ = mod.predict_triplet(w, torch.tensor([0, 2]))
-    off = torch.as_tensor(dm.mean_expressions[[0, 2]], dtype=torch.float32)
+    off = torch.as_tensor(means[[0, 2]], dtype=torch.float32)
     torch.testing.assert_close(expr, off[:, None].expand(2, 3, K))
     torch.testing.assert_close(inter, off)
     # the offsets are the training split's mean expression of each store
@@ -146,7 +146,7 @@ def test_sequence_offsets_added_to_every_prediction(a2e_dataset):
     s0 = SequenceStore(dm.paths[0])
     a, b = s0.split_range("train")
     np.testing.assert_allclose(
-        dm.mean_expressions[0], np.asarray(s0["expression"][a:b]).mean(0), rtol=1e-4, atol=1e-4
+        means[0], np.asarray(s0["expression"][a:b]).mean(0), rtol=1e-4, atol=1e-4
     )
     # off by default: zeros
     plain = load(A2EConfig, "a2e/tiny.yaml", cli=dims)
@@ -154,10 +154,9 @@ def test_sequence_offsets_added_to_every_prediction(a2e_dataset):
         OmegaConf.to_container(plain),
         n_sequences=dm.n_sequences,
         expression_dim=K,
-        mean_expressions=dm.mean_expressions,
+        mean_expressions=means,
     )
     assert float(m2.sequence_offsets.abs().sum()) == 0.0
-    assert CONF_DIR.is_dir()
 
 
 class TestDistributionMeasures:
@@ -174,15 +173,16 @@ class TestDistributionMeasures:
         assert same["closed_fraction"] == pytest.approx(0.1, abs=0.005)
         assert math.isnan(_against_distribution(np.array([1.0]), ref)["std_ratio"])
 
-    def test_closures_shift_by_clip_start(self):
-        """Segments are on the audio's time axis; curves start at t0."""
+    def test_closures_of_several_curves(self):
+        """A segment counts where its curve reaches its own closed level."""
         fps = 25.0
         curve = np.ones(100)
-        curve[[20, 60]] = 0.0  # dips at 0.8 s and 2.4 s of the curve
-        segs = [(10.8, 10.84), (12.4, 12.44), (13.2, 13.24)]  # audio time; curve starts at 10
-        r = closures(segs, {"c": (curve, 0.1)}, fps, t0=10.0)
+        curve[[20, 60]] = 0.0  # dips at 0.8 s and 2.4 s
+        segs = [(0.8, 0.84), (2.4, 2.44), (3.2, 3.24)]
+        r = closures(segs, {"c": (curve, 0.1), "never": (curve, -1.0)}, fps)
         assert r["n_segments"] == 3
         assert r["c"]["n_closed"] == 2 and r["c"]["rate"] == pytest.approx(2 / 3)
+        assert r["never"]["rate"] == 0.0 and "closed" not in r["c"]
         assert closures(None, {"c": (curve, 0.1)}, fps) == {}
 
     def test_proxy_reliability(self):

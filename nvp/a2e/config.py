@@ -133,11 +133,6 @@ class FitTargetConfig:
     equals the tracked one (least squares under ambiguity regresses towards the mean and
     shrinks the lip motion; this restores the target's own amplitude). ``none``: keep the
     least-squares map."""
-    gain_folds: int = 5
-    """The ``lips`` gain is measured on out-of-fold predictions of the fit frames: this many
-    contiguous blocks, each predicted by the map fitted on the others (the motion the map
-    reproduces on audio it was not fitted on; in-sample predictions overstate it). 0 or 1 =
-    in-sample."""
     max_gain: float = 3.0
     """Upper bound of the ``lips`` gain (a map that explains almost nothing must not be
     blown up into noise)."""

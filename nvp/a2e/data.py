@@ -235,7 +235,11 @@ class A2EDataModule(pl.LightningDataModule):
         self.identities = np.stack(
             [np.asarray(SequenceStore(p)["identity"][...]) for p in self.paths]
         )
-        self.mean_expressions = np.stack([_train_mean_expression(p) for p in self.paths])
+
+    def mean_expressions(self) -> np.ndarray:
+        """(n_sequences, K) mean tracked expression of each store's training frames (the
+        per-sequence offsets of ``sequence_offset``)."""
+        return np.stack([_train_mean_expression(p) for p in self.paths])
 
     @property
     def n_sequences(self) -> int:

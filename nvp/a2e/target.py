@@ -12,10 +12,8 @@ expressions) by ridge-regularised least squares:
 λ = ``ridge`` × mean squared norm of ``s a_t`` (scale-free). With ``intercept`` (default)
 both sides are centred on their means over the fit frames and the map gets an offset
 (``e_t ≈ offset + s · M a_t``); with ``gain=lips`` the motion ``s · M a_t`` is then scaled so
-that its lip-vertex variance equals the tracked one (ridge and least squares shrink motion),
-measured on out-of-fold predictions of the fit frames (``gain_folds`` contiguous blocks, each
-predicted by the map fitted on the others: the motion the map reproduces on audio it was
-not fitted on, which is what new voices get; in-sample predictions overstate it). Solving takes
+that its lip-vertex variance over the fit frames equals the tracked one (ridge and least
+squares shrink motion). Solving takes
 milliseconds; the authors' release runs 90 epochs of per-sample Adam instead.
 The map is written beside the target store, named with the A2E checkpoint's
 hash, with the fit error on the target's held-out frames.
@@ -112,6 +110,19 @@ def audio_expressions(bundle: A2EBundle, features: np.ndarray, batch: int = 256)
     return out["filtered"].cpu().numpy()
 
 
+@torch.no_grad()
+def map_expressions(
+    bundle: A2EBundle, windows: np.ndarray, mapping: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """Expressions (N, K) float32 of per-frame feature windows (N, W, D) through a target's
+    map: ``offset + expr_scale · mapping @ filtered audio-expression``, on the net's device."""
+    dev = next(bundle.net.parameters()).device
+    feats = torch.as_tensor(np.asarray(windows), dtype=torch.float32, device=dev)
+    m = torch.as_tensor(mapping, dtype=torch.float32, device=dev)
+    out = bundle.net.sequence_forward(feats, mapping=m)["expression"]
+    return out.float().cpu().numpy() + np.asarray(offset, np.float32)
+
+
 @dataclass
 class FitReport:
     """Errors of the fitted mapping (and of the mean-expression baseline) on held-out frames."""
@@ -206,11 +217,7 @@ def fit_target(bundle: A2EBundle, store: SequenceStore, cfg: FitTargetConfig) ->
     M = solve_mapping(x - xm, e - em, cfg.ridge, gram, prior)
     gain = 1.0
     if cfg.gain == "lips":
-        if cfg.gain_folds >= 2 and len(x) >= 32 * cfg.gain_folds:
-            p = out_of_fold((x, e), cfg.gain_folds, cfg.ridge, gram, prior, cfg.intercept)
-        else:
-            p = (x - xm) @ M.T + em
-        gain = lip_gain(p - p.mean(0), e - e.mean(0), model, cfg.max_gain)
+        gain = lip_gain((x - xm) @ M.T, e - em, model, cfg.max_gain)
         M = gain * M
     M = M.astype(np.float32)
     offset = (em - M @ xm).astype(np.float32)
@@ -238,37 +245,6 @@ def fit_target(bundle: A2EBundle, store: SequenceStore, cfg: FitTargetConfig) ->
         "prediction": pred,
         "expression": expr,
     }
-
-
-def out_of_fold(
-    data: tuple[np.ndarray, np.ndarray],
-    folds: int,
-    ridge: float,
-    gram: np.ndarray | None,
-    prior: np.ndarray | None,
-    intercept: bool,
-) -> np.ndarray:
-    """Predictions of each of ``folds`` contiguous blocks of the fit frames by the map fitted on
-    the other blocks (what the map does on audio it was not fitted on).
-
-    Args:
-        data: ``(x, e)``: (n, A) scaled audio-expressions and (n, K) tracked expressions.
-        folds: number of contiguous blocks.
-        ridge, gram, prior, intercept: as the fit (see :func:`solve_mapping`).
-
-    Returns:
-        (n, K) out-of-fold predicted expressions.
-    """
-    x, e = data
-    out = np.empty_like(e, dtype=np.float64)
-    for block in np.array_split(np.arange(len(x)), folds):
-        rest = np.ones(len(x), bool)
-        rest[block] = False
-        xm = x[rest].mean(0) if intercept else np.zeros(x.shape[1])
-        em = e[rest].mean(0) if intercept else np.zeros(e.shape[1])
-        M = solve_mapping(x[rest] - xm, e[rest] - em, ridge, gram, prior)
-        out[block] = (x[block] - xm) @ M.T + em
-    return out
 
 
 def lip_gain(pred: np.ndarray, target: np.ndarray, model: FaceModel, max_gain: float) -> float:

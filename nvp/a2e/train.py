@@ -130,7 +130,7 @@ def train_a2e(
         identities=dm.identities,
         sequence_names=dm.names,
         feature_signature=dm.feature_signature,
-        mean_expressions=dm.mean_expressions,
+        mean_expressions=dm.mean_expressions() if c.sequence_offset else None,
     )
     dm.setup("fit")
     has_val = len(dm.val_set) > 0

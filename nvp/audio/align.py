@@ -277,97 +277,51 @@ def _whisper_model(path: Path) -> Any:
 # --------------------------------------------------------------------------- text
 
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_ORDINAL = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at "}
 
 
+def _spoken(text: str) -> list[str]:
+    """num2words output as dictionary words: hyphens and commas split, no "and" (one hundred
+    five, as American read speech says it)."""
+    return [w for w in re.split(r"[\s,-]+", text) if w and w != "and"]
+
+
 def number_words(n: int) -> list[str]:
-    """Spell out an integer 0 <= n < 10**12 in English words (``105`` -> one hundred five)."""
+    """An integer 0 <= n < 10**12 in English words (``105`` -> one hundred five), through
+    ``num2words``."""
+    from num2words import num2words
+
     if n < 0 or n >= 10**12:
         raise ValueError(f"number out of range: {n}")
-    if n < 20:
-        return [_ONES[n]]
-    if n < 100:
-        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if n < 1000:
-        rest = number_words(n % 100) if n % 100 else []
-        return [_ONES[n // 100], "hundred", *rest]
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
-        if n >= size:
-            rest = number_words(n % size) if n % size else []
-            return [*number_words(n // size), name, *rest]
-    raise AssertionError("unreachable")
-
-
-def _year_words(n: int) -> list[str]:
-    """1100-1999 and 2010-2099 as spoken years: 1999 -> nineteen ninety nine."""
-    hi, lo = divmod(n, 100)
-    if lo == 0:
-        return [*number_words(hi), "hundred"]
-    return [*number_words(hi), *(["oh"] if lo < 10 else []), *number_words(lo)]
+    return _spoken(num2words(n))
 
 
 def _token_words(token: str) -> list[str]:
     """Words of one token that holds digits; [] if it is not a simple number."""
+    from num2words import num2words
+
     m = re.fullmatch(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th|s)?", token)
     if m is not None:
         digits, suffix = m.group(1).replace(",", ""), m.group(2)
-        n = int(digits)
         if len(digits) > 12 or (digits.startswith("0") and len(digits) > 1):
             return []
+        n = int(digits)
         plain = "," not in m.group(1) and suffix in (None, "s")
-        words = (
-            _year_words(n)
-            if plain and (1100 <= n <= 1999 or 2010 <= n <= 2099)
-            else (number_words(n))
-        )
         if suffix in ("st", "nd", "rd", "th"):
-            last = words[-1]
-            if last in _ORDINAL:
-                last = _ORDINAL[last]
-            elif last.endswith("y"):
-                last = last[:-1] + "ieth"
-            else:
-                last = last + "th"
-            words = [*words[:-1], last]
-        elif suffix == "s":  # 1990s, 80s
+            return _spoken(num2words(n, to="ordinal"))
+        year = plain and (1100 <= n <= 1999 or 2010 <= n <= 2099)
+        words = _spoken(num2words(n, to="year")) if year else number_words(n)
+        if suffix == "s":  # 1990s, 80s
             last = words[-1]
             words = [*words[:-1], last[:-1] + "ies" if last.endswith("y") else last + "s"]
         return words
     m = re.fullmatch(r"(\d+)\.(\d+)", token)
     if m is not None and len(m.group(1)) <= 12:
-        return [*number_words(int(m.group(1))), "point", *(_ONES[int(d)] for d in m.group(2))]
+        return [
+            *number_words(int(m.group(1))),
+            "point",
+            *(number_words(int(d))[0] for d in m.group(2)),
+        ]
     return []
 
 

@@ -161,18 +161,25 @@ def lag_correlation(pred: np.ndarray, real: np.ndarray, max_lag: int = 5) -> dic
 
 
 def amplitude_ratio(
-    pred: np.ndarray, real: np.ndarray, low_q: float = 5.0, high_q: float = 95.0
+    pred: np.ndarray,
+    real: np.ndarray,
+    low_q: float = 5.0,
+    high_q: float = 95.0,
+    paired: bool = True,
 ) -> dict[str, float]:
     """How large the predicted mouth motion is relative to the real one.
 
-    Over the frames where both curves are finite: the standard deviation (population, ddof=0)
-    of each and the percentile range ``P[high_q] - P[low_q]`` of each (numpy's linear
-    interpolation), in the curves' unit.
+    Over the frames where both curves are finite (``paired``), or over each curve's own
+    finite frames (``paired=False``: two recordings of any lengths, e.g. another voice
+    against the target's own motion): the standard deviation (population, ddof=0) of each
+    and the percentile range ``P[high_q] - P[low_q]`` of each (numpy's linear interpolation),
+    in the curves' unit.
 
     Args:
         pred: (N,) predicted opening.
-        real: (N,) reference opening, same unit.
+        real: (N,) reference opening, same unit ((M,) when not paired).
         low_q, high_q: percentiles of the range, 0 <= low_q < high_q <= 100.
+        paired: compare frame by frame (same length) or as distributions.
 
     Returns:
         ``std_ratio`` (pred / real), ``range_ratio`` (pred / real), ``pred_std``,
@@ -181,10 +188,14 @@ def amplitude_ratio(
     """
     if not 0 <= low_q < high_q <= 100:
         raise ValueError(f"need 0 <= low_q < high_q <= 100, got {low_q} and {high_q}")
-    p, r = _pair(pred, real, 2)
-    ok = np.isfinite(p) & np.isfinite(r)
-    p, r = p[ok], r[ok]
-    if len(p) < 2:
+    if paired:
+        p, r = _pair(pred, real, 2)
+        ok = np.isfinite(p) & np.isfinite(r)
+        p, r = p[ok], r[ok]
+    else:
+        p, r = _curve(pred, "pred"), _curve(real, "real")
+        p, r = p[np.isfinite(p)], r[np.isfinite(r)]
+    if min(len(p), len(r)) < 2:
         nan = math.nan
         stats = {"pred_std": nan, "real_std": nan, "pred_range": nan, "real_range": nan}
     else:
@@ -473,6 +484,7 @@ def plot_opening_curves(
     fps: float,
     title: str = "",
     ylabel: str = "mouth opening",
+    more: Sequence[tuple[Mapping[str, np.ndarray], str]] = (),
 ) -> Path:
     """A PNG (or any format matplotlib knows from the suffix) of opening curves over time.
 
@@ -486,6 +498,8 @@ def plot_opening_curves(
         fps: frames per second.
         title: figure title.
         ylabel: y-axis label, with the unit (e.g. "inner-lip distance (mm)").
+        more: further panels below the first, each ``(curves, ylabel)`` (e.g. the same
+            motion measured in another unit); empty panels are skipped.
 
     Returns:
         ``path``.
@@ -498,19 +512,21 @@ def plot_opening_curves(
         raise ValueError(f"fps must be positive, got {fps}")
     if not curves:
         raise ValueError("curves is empty: nothing to plot")
-    arrays = {k: _curve(v, f"curve {k!r}") for k, v in curves.items()}
+    panels = [(curves, ylabel), *((c, y) for c, y in more if c)]
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fig = Figure(figsize=(10, 3.5))
-    ax = fig.subplots()
-    for label, y in arrays.items():
-        ax.plot(np.arange(len(y)) / fps, y, label=label, linewidth=1.2)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(ylabel)
+    fig = Figure(figsize=(10, 3.5 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (panel, label_y) in zip(axes, panels):
+        for label, y in panel.items():
+            y = _curve(y, f"curve {label!r}")
+            ax.plot(np.arange(len(y)) / fps, y, label=label, linewidth=1.2)
+        ax.set_ylabel(label_y)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right")
+    axes[-1].set_xlabel("time (s)")
     if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+        axes[0].set_title(title)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=100)

@@ -37,13 +37,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nvp.audio.windows import prepare_audio
 from nvp.config import atomic_write_text
 from nvp.metrics import DLIB68, MouthLandmarkDistance, mediapipe_layout
 from nvp.metrics.detect import detect_landmarks
 from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
-from nvp.reenact.lips import fill_nan, mouth_opening_2d, proxy_reliability, self_lip_motion, to_16k
+from nvp.reenact.lips import fill_nan, mouth_opening_2d, self_lip_motion, target_proxy_reliability
 from nvp.reenact.pipeline import FrameRenderer, target_frames
 from nvp.reenact.target import Target
 from nvp.tracking import topology
@@ -70,7 +71,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
     if cfg.max_frames and len(frames) > cfg.max_frames:
         frames = frames[np.linspace(0, len(frames) - 1, cfg.max_frames).round().astype(int)]
     fr = FrameRenderer(target)
-    from nvp.reenact.lips import smooth_expressions
+    from nvp.reenact.pipeline import smooth_expressions
 
     expr_audio = smooth_expressions(
         target.expressions(np.asarray(st["audio_features"][...])), cfg.smooth_sigma
@@ -199,7 +200,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             frames,
             openings,
             st.fps,
-            to_16k(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
+            prepare_audio(clip_audio, int(st.attrs["sample_rate"])) if contiguous else None,
             out,
             tracked_all=fr.tracked,
             max_lag=cfg.max_lag,
@@ -207,7 +208,7 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
             transcript=cfg.transcript,
             closure_check=cfg.closures,
         )
-    sync["reliability"] = proxy_reliability(sync.get("gt", {}).get("r"))
+    sync["reliability"] = target_proxy_reliability(st, cfg.max_lag)
     syncnet: dict[str, Any] = {}
     if cfg.syncnet:
         from nvp.metrics.syncnet import SyncNetScorer, load_syncnet

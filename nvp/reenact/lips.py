@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from nvp.metrics.lips import (
+    amplitude_ratio,
     bilabial_closure_rate,
     face_dynamics_deviation,
     lip_motion_summary,
@@ -43,6 +43,7 @@ from nvp.metrics.lips import (
     plot_opening_curves,
 )
 from nvp.metrics.sync import sync_proxy
+from nvp.reenact.pipeline import smooth_expressions
 from nvp.tracking import topology
 from nvp.tracking.face_model import FaceModel, mouth_opening
 
@@ -91,11 +92,19 @@ def opening_mm(model: FaceModel, identity: np.ndarray, expressions: np.ndarray) 
     return mouth_opening(model.expression_vertices(identity, expressions)).astype(np.float64)
 
 
-def smooth_expressions(expr: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing over time (sigma in frames, 0 = unchanged), as ``nvp reenact``."""
-    if sigma <= 0:
-        return expr
-    return gaussian_filter1d(expr, sigma, axis=0, mode="nearest")
+def target_proxy_reliability(store: Any, max_lag: int = 5) -> dict[str, Any]:
+    """The offline sync proxy measured on a target's own real frames (the store's tracked
+    MediaPipe landmarks and audio, the whole clip): how far the proxy can be trusted on it
+    (:func:`proxy_reliability`)."""
+    from nvp.tracking.landmarks import FACE_MISSING
+
+    lms = np.asarray(store["landmarks"][...], np.float64)
+    op = mouth_opening_2d(lms, "mediapipe", topology.EYE_CORNERS)
+    op[np.asarray(store["face_flag"][...]) == FACE_MISSING] = np.nan
+    audio = np.asarray(store["audio"][...]).astype(np.float32) / 32768.0
+    sr = int(store.attrs["sample_rate"])
+    _, r_real, _ = sync_proxy(fill_nan(op), audio, sr, store.fps, max_lag)
+    return proxy_reliability(r_real)
 
 
 def proxy_reliability(r_real: float | None) -> dict[str, Any]:
@@ -114,17 +123,15 @@ def closures(
     segments: list[tuple[float, float]] | None,
     curves: dict[str, tuple[np.ndarray, float]],
     fps: float,
-    t0: float = 0.0,
     tolerance: int = 1,
 ) -> dict[str, Any]:
     """Bilabial closure rate of several opening curves.
 
     Args:
-        segments: (start, end) seconds of the bilabial phones, on the audio's time axis, or
-            None when the check does not apply.
+        segments: (start, end) seconds of the bilabial phones (frame 0 of the curves at 0 s),
+            or None when the check does not apply.
         curves: name -> (opening curve (N,), closed level in its units).
         fps: frames per second of the curves.
-        t0: time (s) of the curves' first frame on the audio's time axis.
         tolerance: frames of slack on each side of a segment.
 
     Returns:
@@ -133,10 +140,9 @@ def closures(
     """
     if segments is None:
         return {}
-    seg = [(a - t0, b - t0) for a, b in segments]
-    out: dict[str, Any] = {"n_segments": len(seg)}
+    out: dict[str, Any] = {"n_segments": len(segments)}
     for name, (curve, level) in curves.items():
-        r = bilabial_closure_rate(curve, seg, fps, level, tolerance)
+        r = bilabial_closure_rate(curve, segments, fps, level, tolerance)
         out[name] = {k: v for k, v in r.items() if k != "closed"}
     return out
 
@@ -247,38 +253,20 @@ def self_lip_motion(
     elif not contiguous:
         clos["reason"] = "the evaluated frames are not consecutive"
     plot = "lips.png"
-    curves_2d = {f"{k} (images)": v for k, v in image_openings.items()}
-    _plot_pair(out_dir / plot, {"tracked": op_t, "audio-driven": op_a}, curves_2d, fps)
+    plot_opening_curves(
+        out_dir / plot,
+        {"tracked": op_t, "audio-driven": op_a},
+        fps,
+        title="lip motion: audio-driven vs real",
+        ylabel="mouth opening (mm)\nface model",
+        more=[
+            (
+                {f"{k} (images)": v for k, v in image_openings.items()},
+                "mouth opening / eye dist.\nlandmarks on frames",
+            )
+        ],
+    )
     return {"geometry": geometry, "images": images, "closures": clos, "plot": plot}
-
-
-def _plot_pair(
-    path: Path, mm: dict[str, np.ndarray], rel: dict[str, np.ndarray], fps: float
-) -> None:
-    """Two stacked plots: geometry (mm) and images (relative), written atomically."""
-    import io
-
-    from matplotlib.figure import Figure
-
-    from nvp.config import atomic_write_bytes
-
-    fig = Figure(figsize=(10, 6))
-    axes = fig.subplots(2, 1, sharex=True)
-    for name, c in mm.items():
-        axes[0].plot(np.arange(len(c)) / fps, c, label=name)
-    axes[0].set_ylabel("mouth opening (mm)\nface model")
-    axes[0].legend(loc="upper right")
-    for name, c in rel.items():
-        axes[1].plot(np.arange(len(c)) / fps, c, label=name)
-    axes[1].set_ylabel("mouth opening / eye dist.\nlandmarks on frames")
-    axes[1].set_xlabel("time (s)")
-    if rel:
-        axes[1].legend(loc="upper right")
-    axes[0].set_title("lip motion: audio-driven vs real")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def cross_speaker(
@@ -331,14 +319,8 @@ def cross_speaker(
     valid = np.asarray(st["face_flag"][...]) != FACE_MISSING
     ref_mm = opening_mm(model, identity, tracked[valid])
     layout = DLIB68 if landmarks == "dlib" else mediapipe_layout()
-    # the target's real frames: 2-D opening over the whole clip and the proxy's reliability
-    st_lms = np.asarray(st["landmarks"][...], np.float64)
-    real_2d_all = mouth_opening_2d(st_lms, "mediapipe", topology.EYE_CORNERS)
-    real_2d_all[~valid] = np.nan
-    st_audio = np.asarray(st["audio"][...]).astype(np.float32) / 32768.0
-    sr = int(st.attrs["sample_rate"])
-    _, r_real, _ = sync_proxy(fill_nan(real_2d_all), st_audio, sr, fps, max_lag)
-    reliability = proxy_reliability(r_real)
+    reliability = target_proxy_reliability(st, max_lag)
+    real_lms: dict[int, np.ndarray] = {}  # landmarks of the reused real frames, by frame
     reference = {
         "opening_mm_std": float(np.std(ref_mm)),
         "opening_mm_p5_p95": [float(np.percentile(ref_mm, 5)), float(np.percentile(ref_mm, 95))],
@@ -373,7 +355,11 @@ def cross_speaker(
             src = fr.frames(tidx)
             rgb = fr.render(uv, mask, src)
             lr = np.asarray(detect_landmarks(rgb, backend=landmarks)[0], np.float64)
-            lg = np.asarray(detect_landmarks(src, backend=landmarks)[0], np.float64)
+            todo = [j for j, t in enumerate(tidx) if int(t) not in real_lms]
+            if todo:  # every voice reuses the same frames: detect each one once
+                found = np.asarray(detect_landmarks(src[todo], backend=landmarks)[0], np.float64)
+                real_lms.update({int(tidx[j]): f for j, f in zip(todo, found)})
+            lg = np.stack([real_lms[int(t)] for t in tidx])
             lm_r.append(lr)
             lm_g.append(lg)
             for j in range(len(tidx)):
@@ -436,33 +422,16 @@ def cross_speaker(
     return {"reference": reference, "audios": results, "plot": "cross_speaker.png"}
 
 
-def to_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono float audio resampled to 16 kHz (the aligner's rate)."""
-    if sample_rate == 16000:
-        return audio
-    import librosa
-
-    return librosa.resample(audio, orig_sr=sample_rate, target_sr=16000)
-
-
 def _against_distribution(curve: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     """Amplitude of ``curve`` against another recording's ``reference`` (no frame pairing):
     standard deviations and 5-95 % ranges, their ratios, and the closed / open fractions
     against the reference's 10th / 90th percentiles. NaNs are ignored."""
-    c = np.asarray(curve, np.float64)
-    r = np.asarray(reference, np.float64)
+    out = amplitude_ratio(curve, reference, paired=False)
+    c, r = np.asarray(curve, np.float64), np.asarray(reference, np.float64)
     c, r = c[np.isfinite(c)], r[np.isfinite(r)]
-    if len(c) < 2 or len(r) < 2:
-        return {"std_ratio": float("nan"), "range_ratio": float("nan")}
-    rng = lambda x: float(np.subtract(*np.percentile(x, [95, 5])))  # noqa: E731
-    out = {
-        "std": float(c.std()),
-        "ref_std": float(r.std()),
-        "std_ratio": float(c.std() / r.std()) if r.std() > 0 else float("nan"),
-        "range_ratio": rng(c) / rng(r) if rng(r) > 0 else float("nan"),
-    }
-    f = open_closed_fractions(c, r, CLOSED_Q, 100 - CLOSED_Q)
-    out.update({k: f[k] for k in ("closed_fraction", "open_fraction")})
+    if len(c) and len(r):
+        f = open_closed_fractions(c, r, CLOSED_Q, 100 - CLOSED_Q)
+        out.update({k: f[k] for k in ("closed_fraction", "open_fraction")})
     return out
 
 
@@ -561,8 +530,8 @@ def a2e_lip_probe(
 
     from nvp.a2e.checkpoint import load_a2e
     from nvp.a2e.config import FitTargetConfig
-    from nvp.a2e.target import audio_expressions, fit_target
-    from nvp.audio.windows import extract_windows
+    from nvp.a2e.target import fit_target, map_expressions
+    from nvp.audio.windows import extract_windows, prepare_audio
     from nvp.data.store import SequenceStore
     from nvp.io.audio import load_audio
     from nvp.reenact.pipeline import audio_config
@@ -581,7 +550,6 @@ def a2e_lip_probe(
     ta, tb = st.split_range("train")
     ref = real[ta:tb]
     acfg = audio_config(st)
-    s = bundle.cfg.net.expr_scale
     out_voices: dict[str, Any] = {}
     cache = {} if cache is None else cache
     for f in audio_files(list(voices)):
@@ -591,7 +559,7 @@ def a2e_lip_probe(
             n = max(1, int(len(audio) / 16000 * st.fps))
             cache[key] = extract_windows(audio, 16000, n, st.fps, acfg)
         w = cache[key]
-        e = s * audio_expressions(bundle, w) @ res["mapping"].T + res["offset"]
+        e = map_expressions(bundle, w, res["mapping"], res["offset"])
         op = opening_mm(model, identity, smooth_expressions(e, smooth_sigma))
         out_voices[f.name] = _against_distribution(op, ref)
     ratios = [v["std_ratio"] for v in out_voices.values()]
@@ -602,7 +570,7 @@ def a2e_lip_probe(
         sr = int(st.attrs["sample_rate"])
         spf = sr / st.fps
         clip = np.asarray(st["audio"][round(ha * spf) : round(hb * spf)]).astype(np.float32)
-        cache[key] = bilabials(to_16k(clip / 32768.0, sr), "en", None)
+        cache[key] = bilabials(prepare_audio(clip / 32768.0, sr), "en", None)
     bl = cache[key]
     clos = {"applicable": bl["applicable"], "reason": bl["reason"]}
     if bl["applicable"]:

@@ -183,6 +183,13 @@ def check_audio(path: str | Path, min_speech_s: float, chunk_seconds: float = 30
 # --------------------------------------------------------------------------------- expressions
 
 
+def smooth_expressions(expr: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of (N, K) expressions over time, sigma in frames (0 = unchanged)."""
+    if sigma <= 0:
+        return expr
+    return gaussian_filter1d(expr, sigma, axis=0, mode="nearest")
+
+
 def _context_frames(target: Target, smooth_sigma: float, window: int) -> int:
     net = target.a2e.cfg.net
     return int(net.seq_len + window + math.ceil(4 * smooth_sigma) + 8)
@@ -238,8 +245,7 @@ def stream_expressions(
             windows = extract_windows(seg, SAMPLE_RATE, fe - fs, fps, acfg)
         with timer("a2e"):
             expr = target.expressions(windows)
-            if cfg.smooth_sigma > 0:
-                expr = gaussian_filter1d(expr, cfg.smooth_sigma, axis=0, mode="nearest")
+            expr = smooth_expressions(expr, cfg.smooth_sigma)
         yield f0, expr[f0 - fs : f1 - fs].astype(np.float32)
         keep_from = round(max(0, f1 - margin) * spf)  # the next segment's first sample
         if keep_from > buf_start:

@@ -122,10 +122,9 @@ class Target:
     def expressions(self, windows: np.ndarray) -> np.ndarray:
         """Expressions (N, K) of a sequence of per-frame audio feature windows (N, W, D): the
         A2E net's filtered audio-expressions through the target's map, plus its offset."""
-        feats = torch.as_tensor(np.asarray(windows), dtype=torch.float32, device=self.device)
-        mapping = torch.as_tensor(self.mapping, device=self.device)
-        out = self.a2e.net.sequence_forward(feats, mapping=mapping)
-        return out["expression"].float().cpu().numpy() + self.offset
+        from nvp.a2e.target import map_expressions
+
+        return map_expressions(self.a2e, windows, self.mapping, self.offset)
 
 
 def _store_info(store: SequenceStore) -> dict[str, Any]:
