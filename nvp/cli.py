@@ -306,9 +306,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     check_backend(cfg.landmarks)
-    for a in cfg.audio:
-        if not Path(a).is_file():
-            raise InputError("driving audio not found", path=a)
+    if cfg.audio:
+        from nvp.reenact.lips import audio_files
+
+        cfg.audio = [str(p) for p in audio_files(cfg.audio)]  # folders: their audio files
+        if not cfg.audio:
+            raise InputError("no audio files in the given --audio folders")
     target = load_target(args.target, device=cfg.device)
     if cfg.audio:
         from nvp.reenact.evaluate import evaluate_cross_speaker
@@ -486,8 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio",
         nargs="+",
         metavar="AUDIO",
-        help="cross-speaker mode: drive the target with these voices and measure its lip "
-        "motion against its own (no ground truth)",
+        help="cross-speaker mode: drive the target with these voices (files or folders) and "
+        "measure its lip motion against its own (no ground truth)",
     )
     sp.add_argument("overrides", nargs="*", metavar="key=value")
     common(sp)

@@ -369,7 +369,8 @@ def test_evaluate_cross_speaker(tiny_target, speech_wav, tmp_path):
     proxy with its reliability on the target, closures (or why not) and a mouth-crop strip."""
     rep = tmp_path / "cross"
     argv = ["evaluate", "--target", str(tiny_target), "--out", str(rep), "--device", "cpu"]
-    assert main([*argv, "--audio", str(speech_wav), "strip_seconds=1"]) == 0
+    # a folder stands for its audio files
+    assert main([*argv, "--audio", str(speech_wav.parent), "strip_seconds=1"]) == 0
     res = json.loads((rep / "cross_speaker.json").read_text())
     (a,) = res["audios"]
     t = load_target(tiny_target, device="cpu")

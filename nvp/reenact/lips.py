@@ -495,7 +495,7 @@ def audio_files(paths: list[str | Path]) -> list[Path]:
         else:
             from nvp.errors import InputError
 
-            raise InputError("audio file or folder not found", path=p)
+            raise InputError("driving audio not found", path=p)
     return out
 
 
