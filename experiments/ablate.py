@@ -124,6 +124,8 @@ def _stages() -> dict[str, Stage]:
             (
                 psnr,
                 Metric("val/psnr_face", "face PSNR (dB)", True, ".2f"),
+                Metric("val/psnr_mouth", "mouth PSNR (dB)", True, ".2f"),
+                Metric("val/sharpness", "face sharpness", True, ".2f"),
                 Metric("val/colour_l2", "colour l2", False, ".4f"),
                 Metric("val/colour_l2_face", "face colour l2", False, ".4f"),
                 Metric("val/ssim", "SSIM", True, ".4f"),

@@ -255,6 +255,8 @@ def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
         f"{r.n_frames} frames ({r.duration_s:.2f} s of audio, {r.speech_s:.2f} s speech) at "
         f"{r.frames_per_s:.2f} frames/s -> {r.out}"
     )
+    if r.upscale is not None:
+        print(f"face scaled {r.upscale:.2f}x from the store's {target.size} px into the source")
     return 0
 
 

@@ -190,8 +190,16 @@ def test_reenact_mp4(tiny_target, speech_wav, tmp_path, opts, width_factor):
     assert np.std(np.stack(frames).astype(np.float32), axis=0).mean() > 0.5  # not a still
 
 
-def test_reenact_full_frame(tiny_target, speech_wav, tmp_path):
+def test_reenact_full_frame(tiny_target, speech_wav, tmp_path, monkeypatch, caplog, capsys):
+    from nvp.reenact import pipeline
+
     t = load_target(tiny_target, device="cpu")
+    frames = pipeline.target_frames(t.store, "all")
+    factor, side = pipeline.face_upscale(t.store, frames)
+    sides = np.asarray(t.store["crop"][...])[frames, 2]
+    assert factor == pytest.approx(np.median(sides) / t.size)
+    assert side % 16 == 0 and side >= np.median(sides) > side - 16
+    monkeypatch.setattr(pipeline, "UPSCALE_WARNING", min(0.5, factor / 2))  # force the advice
     out = tmp_path / "full.mp4"
     code = main(
         [
@@ -214,6 +222,8 @@ def test_reenact_full_frame(tiny_target, speech_wav, tmp_path):
     info = probe(out)
     assert (info.width, info.height) == (src["width"], src["height"])
     assert info.n_frames == round(load_audio(speech_wav, 16000).size / 16000 * t.fps)
+    assert f"crop.size={side}" in caplog.text and "scaled up" in caplog.text
+    assert f"face scaled {factor:.2f}x" in capsys.readouterr().out
 
 
 def test_paste_keeps_frame_outside_the_face():
@@ -326,6 +336,7 @@ def test_evaluate_report(tiny_target, tmp_path):
     for mode in ("tracking", "audio"):
         r = m["metrics"][mode]
         assert 5 < r["psnr"] < 60 and 0 <= r["colour_l2"] < 1 and -1 <= r["ssim"] <= 1
+        assert 0 < r["psnr_mouth"] < 60 and 0 < r["sharpness"] < 10
     assert "syncnet_v2.model" in m["syncnet"]["note"]
     for f in ("report.md", "per_frame.png", "per_frame.csv", "side_by_side.mp4"):
         assert (rep / f).is_file(), f
@@ -333,6 +344,7 @@ def test_evaluate_report(tiny_target, tmp_path):
     assert info.n_frames == b - a and info.width == 3 * t.size
     text = (rep / "report.md").read_text()
     assert "visual tracking" in text and "audio-driven" in text and "proxy" in text
+    assert "PSNR mouth" in text and "sharpness" in text
     # the lip-motion section: geometry (face model) and images, with its plot
     lm = m["lip_motion"]
     g = lm["geometry"]

@@ -293,7 +293,14 @@ class TestRenderUNet:
         convs += [(w[i + 1] + w[i]) * w[i] for i in range(1, 4)]
         expected = 9 * sum(convs) + 2 * (sum(w) + sum(w[1:4]))
         expected += 9 * (w[1] + w[0]) * 3 + 3  # head, with bias
-        assert count_parameters(RenderUNet(UNetConfig())) == expected == 977_331
+        assert count_parameters(RenderUNet(UNetConfig(decoder="wide"))) == expected == 977_331
+        # halving: decoder level i maps [v_{i+1}, e_i] to w_{i-1}; v_4 = w_4, v_i = w_{i-1}
+        v = [w[0], w[0], w[1], w[2], w[4]]
+        convs = [16 * w[0]] + [w[i - 1] * w[i] for i in range(1, 5)]
+        convs += [(v[i + 1] + w[i]) * v[i] for i in range(1, 4)]
+        expected = 9 * sum(convs) + 2 * (sum(w) + sum(v[1:4]))
+        expected += 9 * (v[1] + w[0]) * 3 + 3
+        assert count_parameters(RenderUNet(UNetConfig())) == expected
 
     def test_receptive_field_values(self):
         assert receptive_field(UNetConfig()) == 93

@@ -34,7 +34,9 @@ class MaskedPSNR(Metric):
         self.n += m.sum().double() * pred.shape[1]
 
     def compute(self) -> Tensor:
-        mse = self.sse / self.n.clamp(min=1)
+        if self.n == 0:
+            return torch.tensor(float("nan"))
+        mse = self.sse / self.n
         if mse == 0:
             return torch.tensor(float("inf"))
         return (10 * torch.log10(1.0 / mse)).float()
@@ -65,6 +67,68 @@ class MeanColourL2(Metric):
         return (self.total / self.n.clamp(min=1)).float()
 
 
+class SharpnessRatio(Metric):
+    """Face-region sharpness of rendered against real images: the variance of the Laplacian.
+
+    Per image, the luminance (ITU-R 601 weights, kornia) is filtered with the 3 x 3 Laplacian
+    and the variance of the response is taken over the mask's pixels whose 3 x 3
+    neighbourhood lies inside the mask (the mask eroded by one pixel, so the mask's own
+    border never counts). The metric is ``mean_i var_i(pred) / mean_i var_i(target)`` over
+    the images with at least two such pixels: 1 = as much fine detail as the real frames,
+    < 1 softer (blur lowers it), > 1 noisier. Images without face pixels are skipped.
+
+    ``update(pred, target, mask)``: (B, 3, H, W) in [0, 1]; mask (B, 1, H, W), > 0 inside.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("pred", "target", "n"):
+            self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
+        vp, vt = laplacian_variance(pred, mask), laplacian_variance(target, mask)
+        ok = torch.isfinite(vp) & torch.isfinite(vt)
+        self.pred += vp[ok].double().sum()
+        self.target += vt[ok].double().sum()
+        self.n += ok.sum()
+
+    def compute(self) -> Tensor:
+        if self.n == 0 or self.target == 0:
+            return torch.tensor(float("nan"))
+        return (self.pred / self.target).float()
+
+
+def laplacian_variance(image: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Variance of the 3 x 3 Laplacian of each image's luminance over a mask: (B,).
+
+    Args:
+        image: (B, 3, H, W) in [0, 1].
+        mask: (B, 1, H, W) region (> 0 inside) or None (the whole image); it is eroded by one
+            pixel, and pixels within one pixel of the image border never count.
+
+    Returns:
+        (B,) float32 variances (luminance units squared, of kornia's normalised Laplacian);
+        NaN where fewer than two pixels remain.
+    """
+    import kornia
+
+    grey = kornia.color.rgb_to_grayscale(image.float())
+    lap = kornia.filters.laplacian(grey, kernel_size=3, border_type="replicate")
+    m = _mask(mask, grey) > 0
+    m = -torch.nn.functional.max_pool2d((~m).float(), 3, stride=1, padding=1) > -0.5
+    m[..., :1, :] = m[..., -1:, :] = False
+    m[..., :, :1] = m[..., :, -1:] = False
+    w = m.float().flatten(1)
+    x = lap.flatten(1)
+    n = w.sum(1)
+    mean = (x * w).sum(1) / n.clamp(min=1)
+    var = (((x - mean[:, None]) ** 2) * w).sum(1) / (n - 1).clamp(min=1)
+    return torch.where(n >= 2, var, torch.full_like(var, float("nan")))
+
+
 def psnr_per_image(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     """PSNR (dB) of each image over the pixels of its mask (``inf`` where identical): (B,).
 
@@ -79,7 +143,9 @@ def psnr_per_image(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> 
 def image_metrics(prefix: str = "") -> MetricCollection:
     """The image metrics of self-reenactment, used by renderer validation and ``nvp evaluate``:
     ``psnr`` and ``colour_l2`` over the full frame, ``psnr_face`` and ``colour_l2_face`` over
-    the face mask, ``ssim``. Update them with :func:`update_image_metrics`."""
+    the face mask, ``psnr_mouth`` over the mouth region (lips and mouth interior of the
+    tracked mesh), ``sharpness`` (:class:`SharpnessRatio` over the face mask), ``ssim``.
+    Update them with :func:`update_image_metrics`."""
     from torchmetrics.image import StructuralSimilarityIndexMeasure
 
     return MetricCollection(
@@ -88,6 +154,8 @@ def image_metrics(prefix: str = "") -> MetricCollection:
             "psnr_face": MaskedPSNR(),
             "colour_l2": MeanColourL2(),
             "colour_l2_face": MeanColourL2(),
+            "psnr_mouth": MaskedPSNR(),
+            "sharpness": SharpnessRatio(),
             "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
         },
         prefix=prefix or None,
@@ -95,11 +163,19 @@ def image_metrics(prefix: str = "") -> MetricCollection:
 
 
 def update_image_metrics(
-    metrics: MetricCollection, pred: Tensor, target: Tensor, face: Tensor
+    metrics: MetricCollection,
+    pred: Tensor,
+    target: Tensor,
+    face: Tensor,
+    mouth: Tensor | None = None,
 ) -> None:
-    """Add a batch to :func:`image_metrics`: (B, 3, H, W) in [0, 1], face (B, 1, H, W)."""
+    """Add a batch to :func:`image_metrics`: (B, 3, H, W) in [0, 1], face and mouth masks
+    (B, 1, H, W). Without ``mouth`` the mouth metric is not updated (it then reads NaN)."""
     for name, metric in metrics.items(keep_base=True):
-        if name.endswith("_face"):
+        if name.endswith("_mouth"):
+            if mouth is not None:
+                metric.update(pred, target, mouth)
+        elif name.endswith(("_face", "sharpness")):
             metric.update(pred, target, face)
         else:
             metric.update(pred, target)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["NeuralTexture", "uv_to_grid", "uv_valid_mask"]
+__all__ = ["DynamicNeuralTexture", "NeuralTexture", "uv_to_grid", "uv_valid_mask"]
 
 
 def _check_uv(uv: object) -> Tensor:
@@ -177,3 +177,148 @@ class NeuralTexture(nn.Module):
             ``(B, C, H, W)`` features, exactly 0 on background.
         """
         return self.sample(uv)[0]
+
+
+class DynamicNeuralTexture(nn.Module):
+    """An expression-conditioned neural texture (the release's "dynamic neural texture").
+
+    A learned texture of ``intermediate_channels`` features (a :class:`NeuralTexture`, so it
+    can be hierarchical) is filtered, per frame, with a ``k × k`` convolution whose weights a
+    small MLP predicts from the frame's expression coefficients; the filtered
+    ``(channels, size, size)`` texture is then sampled at the UVs as in
+    :class:`NeuralTexture`. The mouth interior (teeth, tongue), which the mesh does not model,
+    can so take the appearance of the expression it belongs to.
+
+    ``filter(e) = base + scale · tanh(MLP((e − mean) / std))``, with ``MLP`` =
+    Linear(K → 128) → LeakyReLU(0.02) → Linear(128 → 64) → LeakyReLU(0.02) →
+    Linear(64 → channels · intermediate_channels · k²) (the release's widths). Differences
+    from the release, on purpose:
+
+    * batched: the texture is filtered for all B frames by one convolution with
+      ``B · channels`` output filters (the release loops over the batch and stops for B > 1);
+    * the kernel is odd and centred (``k = 3``, padding 1; the release's 4 × 4 kernel with
+      padding 2 grows the texture by one texel and shifts it by half a texel);
+    * a learned static filter ``base`` (initialised to the identity when the channel counts
+      are equal) plus an expression-dependent residual whose last layer starts at zero: at
+      initialisation the texture is a plain neural texture, and training adds the
+      expression dependence;
+    * the expressions are standardised with the buffers ``mean``/``std`` (K,), set from the
+      training frames (:meth:`set_expression_stats`) and saved with the weights.
+
+    Args:
+        expression_dim: K, expression coefficients per frame.
+        size: texture side (texels).
+        channels: C, features out (the renderer's input channels).
+        intermediate_channels: features stored in the texture (release: 16).
+        levels: resolution levels of the stored texture (:class:`NeuralTexture`).
+        kernel: filter side k (odd).
+        scale: amplitude of the expression-dependent part of the filter.
+    """
+
+    def __init__(
+        self,
+        expression_dim: int,
+        size: int = 256,
+        channels: int = 16,
+        intermediate_channels: int = 16,
+        levels: int = 1,
+        kernel: int = 3,
+        scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not isinstance(expression_dim, int) or expression_dim < 1:
+            raise ValueError(
+                f"DynamicNeuralTexture: expression_dim must be a positive int, got "
+                f"{expression_dim!r}"
+            )
+        if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+            raise ValueError(
+                f"DynamicNeuralTexture: kernel must be an odd int >= 1, got {kernel!r}"
+            )
+        self.base_texture = NeuralTexture(size, intermediate_channels, levels)
+        self.size, self.channels, self.levels = size, channels, levels
+        self.intermediate_channels = intermediate_channels
+        self.kernel = kernel
+        self.scale = float(scale)
+        n = channels * intermediate_channels * kernel * kernel
+        self.mlp = nn.Sequential(
+            nn.Linear(expression_dim, 128),
+            nn.LeakyReLU(0.02),
+            nn.Linear(128, 64),
+            nn.LeakyReLU(0.02),
+            nn.Linear(64, n),
+        )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        base = torch.zeros(channels, intermediate_channels, kernel, kernel)
+        if channels == intermediate_channels:
+            base[torch.arange(channels), torch.arange(channels), kernel // 2, kernel // 2] = 1.0
+        else:
+            nn.init.kaiming_uniform_(base, a=math.sqrt(5))
+        self.base = nn.Parameter(base)
+        self.register_buffer("mean", torch.zeros(expression_dim))
+        self.register_buffer("std", torch.ones(expression_dim))
+
+    def extra_repr(self) -> str:
+        return (
+            f"expression_dim={self.mean.numel()}, channels={self.channels}, "
+            f"intermediate_channels={self.intermediate_channels}, kernel={self.kernel}"
+        )
+
+    @torch.no_grad()
+    def set_expression_stats(self, expressions: Tensor) -> None:
+        """Standardise with the mean and std of ``expressions`` ``(N, K)`` (training frames)."""
+        e = torch.as_tensor(expressions, dtype=self.mean.dtype)
+        if e.ndim != 2 or e.shape[1] != self.mean.numel():
+            raise ValueError(f"expressions must be (N, {self.mean.numel()}), got {tuple(e.shape)}")
+        self.mean.copy_(e.mean(0))
+        self.std.copy_(e.std(0).clamp(min=1e-6) if len(e) > 1 else torch.ones_like(self.std))
+
+    def filters(self, expression: Tensor) -> Tensor:
+        """Per-frame filters ``(B, channels, intermediate_channels, k, k)``.
+
+        Args:
+            expression: ``(B, K)`` expression coefficients (the face model's units).
+        """
+        if expression.ndim != 2 or expression.shape[1] != self.mean.numel():
+            raise ValueError(
+                f"expression must be (B, {self.mean.numel()}), got {tuple(expression.shape)}"
+            )
+        e = (expression.to(self.mean) - self.mean) / self.std
+        k = self.kernel
+        delta = torch.tanh(self.mlp(e)).view(-1, self.channels, self.intermediate_channels, k, k)
+        return self.base + self.scale * delta
+
+    def textures(self, expression: Tensor) -> Tensor:
+        """The filtered textures ``(B, channels, size, size)`` of each frame's expression."""
+        w = self.filters(expression)
+        b = w.shape[0]
+        tex = self.base_texture.dense()[None]
+        out = F.conv2d(tex, w.flatten(0, 1), padding=self.kernel // 2)  # (1, B·C, T, T)
+        return out.view(b, self.channels, self.size, self.size)
+
+    def sample(self, uv: Tensor, expression: Tensor) -> tuple[Tensor, Tensor]:
+        """Features at the UVs of each frame's filtered texture, and the validity mask.
+
+        Args:
+            uv: ``(B, H, W, 2)`` float UV map, negative on background (see :class:`NeuralTexture`).
+            expression: ``(B, K)`` expression coefficients of the same frames.
+
+        Returns:
+            ``features`` ``(B, channels, H, W)``, exactly 0 on background, and ``mask``
+            ``(B, 1, H, W)`` bool.
+        """
+        uv = _check_uv(uv).to(self.base.device)
+        if expression.shape[0] != uv.shape[0]:
+            raise ValueError(f"expression has {expression.shape[0]} rows for {uv.shape[0]} UV maps")
+        dtype = self.base.dtype
+        mask = uv_valid_mask(uv)
+        tex = self.textures(expression.to(uv.device))
+        s = F.grid_sample(
+            tex, uv_to_grid(uv, dtype), mode="bilinear", padding_mode="border", align_corners=False
+        )
+        return torch.where(mask, s, torch.zeros((), dtype=dtype, device=s.device)), mask
+
+    def forward(self, uv: Tensor, expression: Tensor) -> Tensor:
+        """Features ``(B, channels, H, W)`` (see :meth:`sample`)."""
+        return self.sample(uv, expression)[0]

@@ -17,11 +17,17 @@ Layout (``levels = L``, widths ``w_i = min(base_width · 2**i, max_width)``)
   stride 1) in both variants;
 * encoder ``e_i``, i = 1 … L-1: 3 × 3 convolution ``w_{i-1} → w_i``; dilated: dilation
   ``2**i`` (padding ``2**i``, full resolution); strided: stride 2 (resolution ÷ 2);
-* decoder ``d_i``, i = L-2 … 1: 3 × 3 convolution ``w_{i+1} + w_i → w_i`` on the
-  concatenation ``[below, e_i]``; dilated: dilation ``2**i`` on ``below`` as it is; strided:
-  ``below`` up-sampled × 2 (nearest or bilinear) first;
-* decoder ``d_0`` (``head``): 3 × 3 convolution ``w_1 + w_0 → out_channels`` on
-  ``[below (up-sampled when strided), e_0]``, then ``out_activation``.
+* decoder ``d_i``, i = L-2 … 1: 3 × 3 convolution on the concatenation ``[below, e_i]``;
+  dilated: dilation ``2**i`` on ``below`` as it is; strided: ``below`` up-sampled × 2
+  (nearest or bilinear) first. Its widths depend on ``decoder``:
+
+  - ``"wide"``: ``w_{i+1} + w_i → w_i`` (``below`` is ``e_{L-1}`` or ``d_{i+1}``);
+  - ``"halving"``: ``v_{i+1} + w_i → w_{i-1}``, with ``v_{L-1} = w_{L-1}`` (the
+    bottleneck) and ``v_i = w_{i-1}``: every decoder convolution halves the features, as in
+    the authors' release (about 0.65 × the decoder's multiply-adds of ``"wide"``);
+* decoder ``d_0`` (``head``): 3 × 3 convolution ``v_1 + w_0 → out_channels`` on
+  ``[below (up-sampled when strided), e_0]``, then ``out_activation`` (``v_1 = w_1`` for
+  ``"wide"``, ``w_0`` for ``"halving"``).
 
 Every block but ``d_0`` is ``conv → norm → LeakyReLU(slope)``; ``d_0`` is ``conv →
 out_activation``. The dilated net works at full resolution everywhere ("features and dilation
@@ -121,6 +127,12 @@ class UNetConfig:
     """Up-sampling of the strided variant's decoder (× 2, parameter-free); unused by the dilated
     variant."""
 
+    decoder: Literal["wide", "halving"] = "halving"
+    """Decoder widths (see the module docstring): ``"halving"`` (each decoder convolution
+    outputs the width of the level above, as in the authors' release; fewer multiply-adds) or
+    ``"wide"`` (each outputs its own level's width; checkpoints written before this option
+    existed use it)."""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -154,6 +166,7 @@ def validate_unet_config(cfg: Any) -> None:
         "norm": ("instance", "none", "batch"),
         "out_activation": ("tanh", "sigmoid", "none"),
         "upsample": ("bilinear", "nearest"),
+        "decoder": ("wide", "halving"),
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -166,6 +179,14 @@ def validate_unet_config(cfg: Any) -> None:
 
 def _widths(cfg: Any) -> list[int]:
     return [min(cfg.base_width * 2**i, cfg.max_width) for i in range(cfg.levels)]
+
+
+def _decoder_widths(cfg: Any, w: list[int]) -> list[int]:
+    """``v_i``: the width of decoder level i's output, i = 0 … L-1 (``v_{L-1}`` = bottleneck;
+    ``v_0`` is unused: the head outputs ``out_channels``)."""
+    if getattr(cfg, "decoder", "wide") == "wide":
+        return list(w)
+    return [w[max(i - 1, 0)] for i in range(len(w) - 1)] + [w[-1]]
 
 
 def receptive_field(cfg: Any) -> int:
@@ -297,10 +318,11 @@ class RenderUNet(nn.Module):
             block(cfg.in_channels if i == 0 else w[i - 1], w[i], i, down=i > 0)
             for i in range(cfg.levels)
         )
+        v = _decoder_widths(cfg, w)
         self.decoder = nn.ModuleList(
-            block(w[i + 1] + w[i], w[i], i, down=False) for i in range(1, cfg.levels - 1)
+            block(v[i + 1] + w[i], v[i], i, down=False) for i in range(1, cfg.levels - 1)
         )
-        self.head = nn.Conv2d(w[1] + w[0], cfg.out_channels, 3, padding=1)
+        self.head = nn.Conv2d(v[1] + w[0], cfg.out_channels, 3, padding=1)
         activations = {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), "none": nn.Identity()}
         self.out_activation = activations[cfg.out_activation]
 

@@ -109,14 +109,15 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
                 np.asarray(st["uv"].get_orthogonal_selection((tidx,))), dtype=torch.float32
             )
             mask_t = torch.as_tensor(np.asarray(st["mask"].get_orthogonal_selection((tidx,))))
-            renders = {"tracking": fr.render(uv_t, mask_t, gt)}
+            renders = {"tracking": fr.render(uv_t, mask_t, gt, fr.tracked[tidx])}
             uv_a, mask_a = fr.raster(tidx, expr_audio[tidx])
-            renders["audio"] = fr.render(uv_a, mask_a, gt)
+            renders["audio"] = fr.render(uv_a, mask_a, gt, expr_audio[tidx])
             gt_t = to_t(gt)
             face_t = (mask_t > 0).to(dev)[:, None].float()
+            mouth_t = (mask_t == topology.LABEL_MOUTH).to(dev)[:, None].float()  # the real frame's
             for m in MODES:
                 pr = to_t(renders[m])
-                update_image_metrics(agg[m], pr, gt_t, face_t)
+                update_image_metrics(agg[m], pr, gt_t, face_t, mouth_t)
                 if lpips is not None:
                     lpips[m].update(pr, gt_t)
                 per_frame[f"{m}/psnr"] += psnr_per_image(pr, gt_t).tolist()
@@ -311,17 +312,20 @@ def markdown_report(r: dict[str, Any]) -> str:
         f"# Self-reenactment of `{r['target']}`",
         "",
         f"{r['frames']} frames of the `{r['split']}` split; colours in [0, 1]; landmarks: "
-        f"{r['landmarks']}; face = the tracked face mask.",
+        f"{r['landmarks']}; face = the tracked face mask; mouth = its lips and mouth "
+        "interior; sharpness = variance of the Laplacian over the face, rendered / real (1 = "
+        "as sharp as the real frames).",
         "",
-        "| expressions | colour l2 | PSNR (dB) | colour l2 face | PSNR face (dB) | SSIM | "
-        "LPIPS | mouth LMD / IOD | mouth LMD (px) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| expressions | colour l2 | PSNR (dB) | colour l2 face | PSNR face (dB) | "
+        "PSNR mouth (dB) | sharpness | SSIM | LPIPS | mouth LMD / IOD | mouth LMD (px) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in MODES:
         v = r["metrics"][m]
         lines.append(
             f"| {LABELS[m]} | {_f(v['colour_l2'], '.4f')} | {_f(v['psnr'], '.2f')} | "
             f"{_f(v['colour_l2_face'], '.4f')} | {_f(v['psnr_face'], '.2f')} | "
+            f"{_f(v.get('psnr_mouth'), '.2f')} | {_f(v.get('sharpness'), '.2f')} | "
             f"{_f(v['ssim'], '.4f')} | {_f(v.get('lpips'), '.4f')} | "
             f"{_f(v['lmd_rel'], '.4f')} | {_f(v['lmd_px'], '.2f')} |"
         )

@@ -353,7 +353,7 @@ def cross_speaker(
             tidx = tidx_all[b0 : b0 + batch]
             uv, mask = fr.raster(tidx, expr[b0 : b0 + batch])
             src = fr.frames(tidx)
-            rgb = fr.render(uv, mask, src)
+            rgb = fr.render(uv, mask, src, expr[b0 : b0 + batch])
             lr = np.asarray(detect_landmarks(rgb, backend=landmarks)[0], np.float64)
             todo = [j for j, t in enumerate(tidx) if int(t) not in real_lms]
             if todo:  # every voice reuses the same frames: detect each one once

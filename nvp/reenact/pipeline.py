@@ -297,12 +297,22 @@ class FrameRenderer:
         return np.stack([np.asarray(arr[int(i)]) for i in tidx])
 
     @torch.inference_mode()
-    def render(self, uv: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> np.ndarray:
-        """Renderer output (B, S, S, 3) uint8 over the target crops ``frames``."""
+    def render(
+        self,
+        uv: torch.Tensor,
+        mask: torch.Tensor,
+        frames: np.ndarray,
+        expression: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Renderer output (B, S, S, 3) uint8 over the target crops ``frames``.
+
+        ``expression`` (B, K): the expressions the UV maps were rastered with, needed by a
+        renderer with a dynamic (expression-conditioned) texture."""
         dev = self.t.device
         image = torch.as_tensor(frames, device=dev).permute(0, 3, 1, 2).float() / 127.5 - 1
         face = (mask > 0).float()[:, None].to(dev)
-        out = self.t.renderer(uv.to(dev), image, face)["final"]
+        e = None if expression is None else torch.as_tensor(expression, device=dev).float()
+        out = self.t.renderer(uv.to(dev), image, face, e)["final"]
         rgb = ((out.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return rgb.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -376,6 +386,9 @@ class ReenactResult:
     speech_s: float
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage: check, features, a2e, raster, render, compose, encode, total."""
+    upscale: float | None = None
+    """``--output full``: how much the rendered face is scaled up to its size in the source
+    (median crop side / store size; None for crop output)."""
 
     @property
     def frames_per_s(self) -> float:
@@ -393,6 +406,26 @@ class ReenactResult:
             )
         rows.append(f"{'total':<9} {tot:8.2f} {1000 * tot / max(1, self.n_frames):9.1f}")
         return "\n".join(rows)
+
+
+#: ``--output full`` warns when the face is scaled up more than this into the source frame.
+UPSCALE_WARNING = 1.25
+
+
+def face_upscale(store: SequenceStore, frames: np.ndarray) -> tuple[float, int]:
+    """How much ``--output full`` scales the rendered face up to paste it into the source.
+
+    Args:
+        store: the target's store (its ``crop`` squares are in source pixels).
+        frames: the target frames that are reused.
+
+    Returns:
+        ``(factor, side)``: the median crop side over ``frames`` divided by the store's size,
+        and that median side rounded up to a multiple of 16 (a ``crop.size`` that renders
+        the face at its size in the source).
+    """
+    side = float(np.median(np.asarray(store["crop"][...], np.float32)[frames, 2]))
+    return side / store.size, int(-(-side // 16) * 16)
 
 
 def reenact(
@@ -426,6 +459,21 @@ def reenact(
     fr = FrameRenderer(target)
     reader = source_reader(target.store) if cfg.output == "full" else None
     crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
+    upscale = None
+    if reader is not None:
+        upscale, side = face_upscale(target.store, frames_idx)
+        if upscale > UPSCALE_WARNING:
+            log.warning(
+                "--output full: the face is rendered at %d x %d px and scaled up %.1fx to its "
+                "%d-px square in the source video, so it looks softer than the frame around "
+                "it. For a face at the source's resolution, preprocess the clip with "
+                "crop.size=%d and train the renderer on that store.",
+                target.size,
+                target.size,
+                upscale,
+                round(upscale * target.size),
+                side,
+            )
     band = int(target.renderer.cfg.data.band)
     feather = cfg.paste_feather * target.size
 
@@ -441,7 +489,7 @@ def reenact(
                     uv, mask = fr.raster(tidx, e, cfg.mouth_only)
                 with timer("render"):
                     src = fr.frames(tidx)
-                    rgb = fr.render(uv, mask, src)
+                    rgb = fr.render(uv, mask, src, e)
                 with timer("compose"):
                     face = mask.cpu().numpy() > 0
                     for j in range(len(e)):
@@ -472,4 +520,4 @@ def reenact(
     inner = sum(secs.get(k, 0.0) for k in ("features", "a2e", "raster", "render", "compose"))
     secs["encode"] = max(0.0, write_s - inner)
     secs["total"] = time.perf_counter() - t_start
-    return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs)
+    return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs, upscale)

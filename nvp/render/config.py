@@ -19,6 +19,16 @@ class TextureConfig:
     """Feature channels per texel (paper: 16)."""
     levels: int = 1
     """Resolution levels summed when sampling (1 = a single texture)."""
+    dynamic: bool = False
+    """Expression-conditioned texture (:class:`nvp.nets.texture.DynamicNeuralTexture`): a
+    small network predicts from each frame's expression coefficients a filter applied to the
+    learned texture before sampling (the release's dynamic neural texture)."""
+    intermediate_channels: int = 16
+    """Features stored in the dynamic texture before filtering (``channels`` come out)."""
+    kernel: int = 3
+    """Side of the dynamic texture's filter (odd)."""
+    dynamic_scale: float = 0.1
+    """Amplitude of the expression-dependent part of the dynamic filter."""
 
 
 @dataclass
@@ -72,6 +82,11 @@ class RenderConfig:
     """Train the blending / inpainting network 2 (eroded frame + network 1 -> final frame)."""
     blend_width: int = 0
     """Base width of network 2 (0 = the renderer's)."""
+    blend_mode: str = "direct"
+    """``"direct"``: network 2's output is the final frame (paper). ``"residual"``: network 2
+    outputs a correction added to the plain composite (eroded frame + network 1's face), so
+    the kept background and the rendered face's detail pass through unchanged unless the
+    network changes them; it learns the seams and the removed band."""
     loss: RenderLossConfig = field(default_factory=RenderLossConfig)
     optim: RenderOptimConfig = field(default_factory=RenderOptimConfig)
     data: RenderDataConfig = field(default_factory=RenderDataConfig)

@@ -28,7 +28,8 @@ class RendererFrames(Dataset):
 
     Items are dicts: ``image`` (3, H, W) float32 in [-1, 1], ``uv`` (H, W, 2) float32
     (-1 on background), ``face`` (1, H, W) float32 face mask, ``mouth`` (1, H, W) float32,
-    ``frame`` int64. With ``crop`` > 0 every array is cut at the same random square.
+    ``expression`` (K,) float32 tracked coefficients, ``frame`` int64. With ``crop`` > 0
+    every image array is cut at the same random square.
 
     Args:
         store: path of a finished sequence store.
@@ -76,6 +77,7 @@ class RendererFrames(Dataset):
             "uv": torch.from_numpy(np.ascontiguousarray(uv)),
             "face": torch.from_numpy((mask > 0).astype(np.float32))[None],
             "mouth": torch.from_numpy((mask == 2).astype(np.float32))[None],
+            "expression": torch.from_numpy(np.asarray(s["expression"][t], np.float32)),
             "frame": torch.tensor(t, dtype=torch.int64),
         }
 

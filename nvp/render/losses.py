@@ -1,9 +1,16 @@
 """Losses of the neural rendering stage.
 
 ``L = l1_weight · ℓ1(I, I*) + face_l1_weight · ℓ1_face(Î, I*) + vgg_weight · VGG(I, I*)
-+ ssim_weight · (1 − SSIM(I, I*))`` (paper, §5.2: the first three with weight 1), with ``I``
-the final image of the blending network, ``Î`` the intermediate image of the renderer network
-(its term restricted to the face region) and ``I*`` the target frame.
++ ssim_weight · (1 − SSIM(I, I*)) + gradient_weight · ℓ1(∇I, ∇I*)
++ laplacian_weight · Lap1(I, I*) + mouth_weight · (ℓ1_mouth(I, I*) + ℓ1_mouth(Î, I*))``
+(paper, §5.2: the first three with weight 1, the others off), with ``I`` the final image of
+the blending network, ``Î`` the intermediate image of the renderer network (its term
+restricted to the face region) and ``I*`` the target frame.
+
+The last three sharpen without ImageNet weights: the image-gradient term compares kornia's
+Sobel gradients, ``Lap1`` the levels of a Laplacian pyramid (:func:`laplacian_pyramid_l1`),
+and the mouth term adds an ℓ1 over the mouth region (lips and mouth interior), where the
+teeth are.
 
 Conventions: images are ``(B, 3, H, W)`` float in ``[-1, 1]`` (the range of the renderer's tanh
 output); the ℓ1 terms are measured in that range, the VGG features and the SSIM on the images
@@ -30,6 +37,8 @@ __all__ = [
     "RenderLoss",
     "RenderLossConfig",
     "RenderLossConfigError",
+    "gradient_l1",
+    "laplacian_pyramid_l1",
     "masked_l1",
     "ssim_loss",
     "validate_render_loss_config",
@@ -78,6 +87,21 @@ class RenderLossConfig:
     ssim_window: int = 11
     """Gaussian window side of the single-scale SSIM, in pixels (odd)."""
 
+    gradient_weight: float = 0.0
+    """Weight of the ℓ1 distance between the image gradients (Sobel, kornia) of the final
+    image and the target (0 = off)."""
+
+    laplacian_weight: float = 0.0
+    """Weight of the Laplacian-pyramid ℓ1 (:func:`laplacian_pyramid_l1`) between the final
+    image and the target (0 = off)."""
+
+    laplacian_levels: int = 4
+    """Levels of that pyramid (band-pass levels; the low-pass residual is the last)."""
+
+    mouth_weight: float = 0.0
+    """Weight of the extra ℓ1 over the mouth region (lips and mouth interior), on both the
+    final and the intermediate image (0 = off; needs the ``mouth`` mask)."""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -93,7 +117,15 @@ def validate_render_loss_config(cfg: Any) -> None:
         RenderLossConfigError: (a ``ValueError``) naming every invalid field.
     """
     problems: list[str] = []
-    for name in ("l1_weight", "face_l1_weight", "vgg_weight", "ssim_weight"):
+    for name in (
+        "l1_weight",
+        "face_l1_weight",
+        "vgg_weight",
+        "ssim_weight",
+        "gradient_weight",
+        "laplacian_weight",
+        "mouth_weight",
+    ):
         if not getattr(cfg, name) >= 0:
             problems.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
     layers = list(cfg.vgg_layers)
@@ -109,6 +141,8 @@ def validate_render_loss_config(cfg: Any) -> None:
         )
     if any(not w >= 0 for w in cfg.vgg_layer_weights):
         problems.append(f"vgg_layer_weights must be >= 0, got {list(cfg.vgg_layer_weights)}")
+    if not isinstance(cfg.laplacian_levels, int) or cfg.laplacian_levels < 1:
+        problems.append(f"laplacian_levels must be an int >= 1, got {cfg.laplacian_levels!r}")
     if cfg.ssim_window < 3 or cfg.ssim_window % 2 == 0:
         problems.append(f"ssim_window must be odd and >= 3, got {cfg.ssim_window}")
     if problems:
@@ -172,6 +206,51 @@ def ssim_loss(pred: Tensor, target: Tensor, ms_ssim: bool = False, window_size: 
         criterion = kornia.losses.MS_SSIMLoss(data_range=1.0, alpha=1.0, compensation=1.0)
         return criterion.to(pred.device)(pred, target)
     return 1.0 - kornia.metrics.ssim(pred, target, window_size, max_val=1.0).mean()
+
+
+def gradient_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute difference of the image gradients (kornia's normalised Sobel, x and y).
+
+    Args:
+        pred: ``(B, C, H, W)`` float.
+        target: ``(B, C, H, W)`` float.
+
+    Returns:
+        Scalar, in image units per pixel.
+    """
+    _check_images(pred=pred, target=target)
+    return (
+        (kornia.filters.spatial_gradient(pred) - kornia.filters.spatial_gradient(target))
+        .abs()
+        .mean()
+    )
+
+
+def laplacian_pyramid_l1(pred: Tensor, target: Tensor, levels: int = 4) -> Tensor:
+    """ℓ1 between Laplacian pyramids: the mean over levels of each level's mean ``|Δ|``.
+
+    ``kornia.geometry.transform.build_laplacian_pyramid`` with ``levels`` levels (the last
+    is the low-pass residual). Every level counts equally, so the band-pass levels (edges,
+    teeth, hair) weigh as much as the coarse colours, unlike in a pixel ℓ1 where fine detail
+    is a small part of the error. Images smaller than ``2 ** (levels - 1)`` use fewer levels.
+
+    Args:
+        pred: ``(B, C, H, W)`` float.
+        target: ``(B, C, H, W)`` float.
+        levels: pyramid levels (>= 1; 1 = plain ℓ1).
+
+    Returns:
+        Scalar, in image units.
+    """
+    from kornia.geometry.transform import build_laplacian_pyramid
+
+    _check_images(pred=pred, target=target)
+    levels = max(1, min(levels, 1 + int(min(pred.shape[-2:])).bit_length() - 3))
+    if levels == 1:
+        return (pred - target).abs().mean()
+    lp = build_laplacian_pyramid(pred, levels - 1)
+    lt = build_laplacian_pyramid(target, levels - 1)
+    return torch.stack([(a - b).abs().mean() for a, b in zip(lp, lt, strict=True)]).mean()
 
 
 class PerceptualLoss(nn.Module):
@@ -239,6 +318,10 @@ class RenderLoss(nn.Module):
         self.ssim_weight = float(cfg.ssim_weight)
         self.ms_ssim = bool(cfg.ms_ssim)
         self.ssim_window = int(cfg.ssim_window)
+        self.gradient_weight = float(cfg.gradient_weight)
+        self.laplacian_weight = float(cfg.laplacian_weight)
+        self.laplacian_levels = int(cfg.laplacian_levels)
+        self.mouth_weight = float(cfg.mouth_weight)
         self.perceptual: PerceptualLoss | None = None
         if self.vgg_weight > 0:
             if vgg is None:
@@ -259,6 +342,7 @@ class RenderLoss(nn.Module):
         intermediate: Tensor | None,
         target: Tensor,
         face_mask: Tensor,
+        mouth_mask: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Loss and its terms.
 
@@ -270,11 +354,12 @@ class RenderLoss(nn.Module):
             target: ``(B, 3, H, W)`` target frame in ``[-1, 1]``.
             face_mask: ``(B, 1, H, W)`` bool or float, the face region of the intermediate
                 term (e.g. the UV validity mask).
+            mouth_mask: ``(B, 1, H, W)`` mouth region; needed when ``mouth_weight > 0``.
 
         Returns:
-            ``{"loss", "l1", "face_l1", "vgg", "ssim"}``: scalars; ``loss`` is the weighted
-            sum, the others are the unweighted terms (0 for a term whose weight is 0, except
-            the cheap ℓ1 terms, always measured).
+            ``{"loss", "l1", "face_l1", "vgg", "ssim", "gradient", "laplacian", "mouth_l1"}``:
+            scalars; ``loss`` is the weighted sum, the others are the unweighted terms (0 for
+            a term whose weight is 0, except the cheap ℓ1 terms, always measured).
         """
         if intermediate is None:
             _check_images(final=final, target=target)
@@ -294,10 +379,35 @@ class RenderLoss(nn.Module):
                 ms_ssim=self.ms_ssim,
                 window_size=self.ssim_window,
             ).to(zero.dtype)
+        grad = zero
+        if self.gradient_weight > 0:
+            grad = gradient_l1(final, target).to(zero.dtype)
+        lap = zero
+        if self.laplacian_weight > 0:
+            lap = laplacian_pyramid_l1(final, target, self.laplacian_levels).to(zero.dtype)
+        mouth = zero
+        if self.mouth_weight > 0:
+            if mouth_mask is None:
+                raise ValueError("RenderLoss: mouth_weight > 0 needs the mouth mask")
+            mouth = masked_l1(final, target, mouth_mask)
+            if intermediate is not None:
+                mouth = mouth + masked_l1(intermediate, target, mouth_mask)
         loss = (
             self.l1_weight * l1
             + self.face_l1_weight * face_l1
             + self.vgg_weight * vgg
             + self.ssim_weight * ssim
+            + self.gradient_weight * grad
+            + self.laplacian_weight * lap
+            + self.mouth_weight * mouth
         )
-        return {"loss": loss, "l1": l1, "face_l1": face_l1, "vgg": vgg, "ssim": ssim}
+        return {
+            "loss": loss,
+            "l1": l1,
+            "face_l1": face_l1,
+            "vgg": vgg,
+            "ssim": ssim,
+            "gradient": grad,
+            "laplacian": lap,
+            "mouth_l1": mouth,
+        }

@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
+from nvp.errors import ConfigError
 from nvp.metrics.image import image_metrics, update_image_metrics
-from nvp.nets.texture import NeuralTexture
+from nvp.nets.texture import DynamicNeuralTexture, NeuralTexture
 from nvp.nets.unet import RenderUNet, blending_config, erode_background
 from nvp.render.config import RenderConfig
 from nvp.render.losses import RenderLoss
@@ -28,21 +29,46 @@ class NeuralRendererModule(pl.LightningModule):
     """Neural texture + renderer U-Net + blending U-Net for one target.
 
     Args:
-        cfg: the resolved :class:`RenderConfig` as a dict (saved as hyper-parameters).
+        cfg: the resolved :class:`RenderConfig` as a dict (saved as hyper-parameters). A
+            ``renderer`` section without ``decoder`` (checkpoints written before that option)
+            builds ``"wide"`` decoders, as those checkpoints were trained with.
         target: what the checkpoint was trained on: ``store`` (path), ``name``,
-            ``face_model_hash``, ``size`` (kept in the checkpoint).
+            ``face_model_hash``, ``size`` and ``expression_dim`` (K, needed by the dynamic
+            texture), kept in the checkpoint.
     """
 
     def __init__(self, cfg: dict[str, Any], target: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
+        renderer = cfg.get("renderer") if isinstance(cfg, dict) else None
+        if isinstance(renderer, dict) and "decoder" not in renderer:
+            # a checkpoint written before `renderer.decoder` existed: its nets are "wide"
+            cfg = {**cfg, "renderer": {**renderer, "decoder": "wide"}}
         self.cfg: RenderConfig = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(RenderConfig), cfg)
         )
         c = self.cfg
-        self.texture = NeuralTexture(
-            size=c.texture.size, channels=c.texture.channels, levels=c.texture.levels
-        )
+        if c.blend_mode not in ("direct", "residual"):
+            raise ConfigError(f"blend_mode must be 'direct' or 'residual', got {c.blend_mode!r}")
+        t = c.texture
+        if t.dynamic:
+            k = int((target or {}).get("expression_dim") or 0)
+            if k < 1:
+                raise ValueError(
+                    "texture.dynamic needs the number of expression coefficients: pass "
+                    "target={'expression_dim': K, ...} (train_renderer takes it from the store)"
+                )
+            self.texture: NeuralTexture | DynamicNeuralTexture = DynamicNeuralTexture(
+                k,
+                size=t.size,
+                channels=t.channels,
+                intermediate_channels=t.intermediate_channels,
+                levels=t.levels,
+                kernel=t.kernel,
+                scale=t.dynamic_scale,
+            )
+        else:
+            self.texture = NeuralTexture(size=t.size, channels=t.channels, levels=t.levels)
         rcfg = OmegaConf.to_object(OmegaConf.structured(c.renderer))
         rcfg.in_channels = c.texture.channels
         rcfg.out_channels = 3
@@ -57,25 +83,45 @@ class NeuralRendererModule(pl.LightningModule):
         self.val_metrics = image_metrics(prefix="val/")
         self._val_sample: dict[str, torch.Tensor] | None = None
 
-    def forward(self, uv: torch.Tensor, image: torch.Tensor, face: torch.Tensor) -> dict:
+    @property
+    def dynamic(self) -> bool:
+        """The texture depends on the expression (``forward`` needs ``expression``)."""
+        return isinstance(self.texture, DynamicNeuralTexture)
+
+    def forward(
+        self,
+        uv: torch.Tensor,
+        image: torch.Tensor,
+        face: torch.Tensor,
+        expression: torch.Tensor | None = None,
+    ) -> dict:
         """
         Args:
             uv: (B, H, W, 2) in [0, 1], -1 on background.
             image: (B, 3, H, W) target frame in [-1, 1] (its face region is removed before
                 network 2 sees it).
             face: (B, 1, H, W) face mask in {0, 1}.
+            expression: (B, K) expression coefficients of the rendered meshes; required by
+                the dynamic texture, ignored by the static one.
 
         Returns:
             ``intermediate`` (network 1, face region meaningful), ``final`` (B, 3, H, W) in
             [-1, 1], and ``eroded`` (the background network 2 saw).
         """
-        feats = self.texture(uv)
+        if self.dynamic:
+            if expression is None:
+                raise ValueError("this renderer has a dynamic texture: pass the expressions")
+            feats = self.texture(uv, expression)
+        else:
+            feats = self.texture(uv)
         inter = self.renderer(feats)
         if self.blender is None:
             final = inter * face + image * (1 - face)
             return {"intermediate": inter, "final": final, "eroded": image * (1 - face)}
         eroded, _ = erode_background(image, face, self.cfg.data.band)
         final = self.blender(torch.cat([eroded, inter * face], dim=1))
+        if self.cfg.blend_mode == "residual":
+            final = (eroded + inter * face + final).clamp(-1.0, 1.0)
         return {"intermediate": inter, "final": final, "eroded": eroded}
 
     @property
@@ -92,8 +138,10 @@ class NeuralRendererModule(pl.LightningModule):
         return self._criterion
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        out = self(batch["uv"], batch["image"], batch["face"])
-        parts = self.criterion(out["final"], out["intermediate"], batch["image"], batch["face"])
+        out = self(batch["uv"], batch["image"], batch["face"], batch.get("expression"))
+        parts = self.criterion(
+            out["final"], out["intermediate"], batch["image"], batch["face"], batch.get("mouth")
+        )
         bs = batch["image"].shape[0]
         for k, v in parts.items():
             self.log(
@@ -103,7 +151,7 @@ class NeuralRendererModule(pl.LightningModule):
             pred = ((out["final"].float() + 1) / 2).clamp(0, 1)
             tgt = (batch["image"] + 1) / 2
             f = batch["face"]
-            update_image_metrics(self.val_metrics, pred, tgt, f)
+            update_image_metrics(self.val_metrics, pred, tgt, f, batch.get("mouth"))
             if self._val_sample is None:
                 self._val_sample = {
                     "target": tgt[:1].detach().cpu(),

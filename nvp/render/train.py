@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -52,8 +53,12 @@ def train_renderer(
         "size": st.size,
         "face_model_hash": st.attrs.get("face_model", {}).get("hash"),
         "source_sha256": st.attrs.get("source", {}).get("sha256"),
+        "expression_dim": int(st["expression"].shape[1]),
     }
     module = NeuralRendererModule(OmegaConf.to_container(cfg, resolve=True), target=target)
+    if module.dynamic:  # restored from the checkpoint when resuming
+        expr = np.asarray(st["expression"][...], np.float32)[dm.train_frames]
+        module.texture.set_expression_stats(torch.from_numpy(expr))
     has_val = len(dm.val_frames) > 0
     ckpt_path = resolve_resume(c.resume)
     with shared_run_dir(c.out, c.name, cfg) as run, finish_wandb():
