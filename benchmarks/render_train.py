@@ -41,7 +41,8 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
             "loss.vgg_weight=0",
         ],
     )
-    m = NeuralRendererModule(OmegaConf.to_container(cfg)).to(device)
+    k = 38  # expression coefficients (the dynamic texture's input)
+    m = NeuralRendererModule(OmegaConf.to_container(cfg), target={"expression_dim": k}).to(device)
     opt = m.configure_optimizers()
     g = torch.Generator().manual_seed(0)
     uv = torch.rand(1, size, size, 2, generator=g)
@@ -52,6 +53,8 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
         "uv": uv.to(device),
         "image": (torch.rand(1, 3, size, size) * 2 - 1).to(device),
         "face": face.to(device),
+        "mouth": face.to(device),
+        "expression": torch.randn(1, k, generator=g).to(device),
     }
 
     def step():
@@ -73,10 +76,10 @@ def one(size: int, conv: str, width: int, max_width: int, steps: int, device: st
     it_s = steps / (time.perf_counter() - t0)
     m.eval()
     with torch.no_grad():
-        m(batch["uv"], batch["image"], batch["face"])
+        m(batch["uv"], batch["image"], batch["face"], batch["expression"])
         t0 = time.perf_counter()
         for _ in range(steps):
-            m(batch["uv"], batch["image"], batch["face"])
+            m(batch["uv"], batch["image"], batch["face"], batch["expression"])
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         infer_ms = (time.perf_counter() - t0) / steps * 1000

@@ -506,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     sp.add_argument("--video", help="run on your own talking-head video instead")
-    sp.add_argument("--size", type=int, default=64, help="crop size of the stores, px")
+    sp.add_argument("--size", type=int, default=128, help="crop size of the stores, px")
     sp.set_defaults(func=cmd_demo)
     return p
 

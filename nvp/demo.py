@@ -59,9 +59,9 @@ def run_demo(
     out: str | Path,
     video: str | Path | None = None,
     *,
-    size: int = 64,
+    size: int = 128,
     a2e_epochs: int = 40,
-    render_epochs: int = 12,
+    render_epochs: int = 9,
 ) -> dict[str, float]:
     """Run the demo into ``out``; returns the wall seconds per stage."""
     from nvp.config import CONF_DIR

@@ -69,9 +69,7 @@ def test_experiment_composes(exp):
         assert OmegaConf.select(cfg, k) == OmegaConf.select(layer, k), k
     # and it is a change: at least one setting differs from the baseline (the default, or
     # the paper's settings for the layers that study them one at a time)
-    bases = [load(schema, default, tiny)]
-    if _stage(exp) == "a2e":
-        bases.append(load(schema, "a2e/paper.yaml", tiny))
+    bases = [load(schema, default, tiny), load(schema, f"{_stage(exp)}/paper.yaml", tiny)]
     assert any(
         OmegaConf.select(base, k) != OmegaConf.select(layer, k) for base in bases for k in keys
     )

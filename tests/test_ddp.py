@@ -209,8 +209,11 @@ def test_bf16_mixed_a2e_on_cpu(a2e_dataset, tmp_path):
 #: epoch boundary: set_epoch reaches the sampler inside the shard).
 STAGES = {
     "a2e": ("a2e_dataset", "a2e/tiny.yaml", 4, 4, 0.25),
-    "render": ("tiny_dataset", "render/tiny.yaml", 2, 3, 0.02),
+    "render": ("tiny_dataset", "render/tiny.yaml", 2, 3, 0.1),
 }
+# (render: its face and mouth l1 terms divide by the mask area of each process's batch; the
+# mouth region is small, so the plain one-process run differs by up to ~7 % of the update,
+# while DDP equals the split loss to round-off, SPLIT_TOL.)
 #: Tolerance against the one-process run with the split loss (round-off only).
 SPLIT_TOL = 1e-3
 

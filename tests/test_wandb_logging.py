@@ -147,6 +147,6 @@ def test_renderer_run_logs_offline(store, tmp_path, no_wandb_env):
     (offline,) = run.glob("wandb/offline-run-*")
     (log,) = offline.glob("run-*.wandb")
     data = log.read_bytes()  # protobuf records: strings are stored as they are
-    for s in (b"conv:dilated", b"renderer", b"unit", b"base_width", b"val/psnr", run.name.encode()):
+    for s in (b"conv:strided", b"renderer", b"unit", b"base_width", b"val/psnr", run.name.encode()):
         assert s in data, s
     assert list(offline.glob("files/media/images/val/samples_*.png"))  # SampleGrid's image

@@ -206,7 +206,9 @@ class DynamicNeuralTexture(nn.Module):
       training frames (:meth:`set_expression_stats`) and saved with the weights.
 
     Args:
-        expression_dim: K, expression coefficients per frame.
+        expression_dim: K, expression coefficients per frame (0, e.g. a store in the
+            template face model without an expression basis: the filter is the learned
+            static one, and the texture does not depend on the frame).
         size: texture side (texels).
         channels: C, features out (the renderer's input channels).
         intermediate_channels: features stored in the texture (release: 16).
@@ -226,10 +228,9 @@ class DynamicNeuralTexture(nn.Module):
         scale: float = 0.1,
     ) -> None:
         super().__init__()
-        if not isinstance(expression_dim, int) or expression_dim < 1:
+        if not isinstance(expression_dim, int) or expression_dim < 0:
             raise ValueError(
-                f"DynamicNeuralTexture: expression_dim must be a positive int, got "
-                f"{expression_dim!r}"
+                f"DynamicNeuralTexture: expression_dim must be an int >= 0, got {expression_dim!r}"
             )
         if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
             raise ValueError(

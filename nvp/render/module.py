@@ -52,14 +52,14 @@ class NeuralRendererModule(pl.LightningModule):
             raise ConfigError(f"blend_mode must be 'direct' or 'residual', got {c.blend_mode!r}")
         t = c.texture
         if t.dynamic:
-            k = int((target or {}).get("expression_dim") or 0)
-            if k < 1:
+            k = (target or {}).get("expression_dim")
+            if k is None:
                 raise ValueError(
                     "texture.dynamic needs the number of expression coefficients: pass "
                     "target={'expression_dim': K, ...} (train_renderer takes it from the store)"
                 )
             self.texture: NeuralTexture | DynamicNeuralTexture = DynamicNeuralTexture(
-                k,
+                int(k),
                 size=t.size,
                 channels=t.channels,
                 intermediate_channels=t.intermediate_channels,

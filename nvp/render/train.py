@@ -56,6 +56,13 @@ def train_renderer(
         "expression_dim": int(st["expression"].shape[1]),
     }
     module = NeuralRendererModule(OmegaConf.to_container(cfg, resolve=True), target=target)
+    if module.dynamic and not target["expression_dim"]:
+        log.warning(
+            "%s has no expression coefficients (a template face model): the dynamic texture "
+            "cannot depend on the expression and acts as a static one; build the corpus' "
+            "face model (nvp build-face-model) for an expression-conditioned texture",
+            store,
+        )
     if module.dynamic:  # restored from the checkpoint when resuming
         expr = np.asarray(st["expression"][...], np.float32)[dm.train_frames]
         module.texture.set_expression_stats(torch.from_numpy(expr))
