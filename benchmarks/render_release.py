@@ -16,8 +16,9 @@ features) to the innermost block, no encoder normalisation (dropped in the relea
 ``InstanceNorm2d(affine=False)`` after the decoder convolutions and convolution biases. Its
 parameter count (0.59 M at width 16, 9.38 M at 64) checks the rebuild.
 
-Variants of nvp's net (``--variants``): ``nvp`` (the configuration as given), ``nvp-cl``
-(``channels_last`` memory format for the net and its input).
+Variants of nvp's net (``--variants``): ``nvp`` (``decoder="halving"``, the default),
+``nvp-wide`` (``decoder="wide"``), and either with ``-cl`` appended (``channels_last`` memory
+format for the net and its input).
 """
 
 from __future__ import annotations
@@ -94,10 +95,10 @@ def release_unet(width: int, in_channels: int = 16, out_channels: int = 3) -> nn
     return _ReleaseBlock(in_channels, w, out_channels, 16, b2, 2 * w, outermost=True)
 
 
-def nvp_unet(width: int, layout: str | None = None) -> nn.Module:
-    kwargs = {"layout": layout} if layout else {}
+def nvp_unet(width: int, decoder: str = "halving") -> nn.Module:
+    """nvp's dilated renderer net at base width ``width`` (max width 8 x, as the release)."""
     return RenderUNet(
-        UNetConfig(base_width=width, max_width=8 * width, levels=5, conv="dilated", **kwargs)
+        UNetConfig(base_width=width, max_width=8 * width, levels=5, conv="dilated", decoder=decoder)
     )
 
 
@@ -121,8 +122,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--variants", nargs="+", default=["nvp", "nvp-cl"])
-    ap.add_argument("--layout", default=None, help="UNetConfig.layout of nvp's net")
+    ap.add_argument("--variants", nargs="+", default=["nvp", "nvp-wide", "nvp-cl"])
     ap.add_argument("--json", default=None, help="also write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -131,7 +131,7 @@ def main() -> None:
     for w in args.widths:
         nets = {"release": release_unet(w)}
         for v in args.variants:
-            net = nvp_unet(w, args.layout)
+            net = nvp_unet(w, "wide" if "-wide" in v else "halving")
             if v.endswith("-cl"):
                 net = net.to(memory_format=torch.channels_last)
             nets[v] = net

@@ -754,3 +754,21 @@ class TestRenderLoss:
         schema = OmegaConf.structured(RenderLossConfig)
         cfg = OmegaConf.merge(schema, {"vgg_weight": 0.0, "vgg_weights_path": "/x/vgg.pth"})
         assert RenderLoss(cfg).perceptual is None
+
+
+def test_release_net_rebuild_matches_its_stated_size():
+    """benchmarks/render_release.py's rebuild of the release net has the parameter counts
+    METHOD.md gives (0.59 M at width 16, 9.38 M at 64), keeps the image size, and nvp's
+    halving decoder is smaller than its wide one."""
+    import importlib.util
+
+    from nvp.config import CONF_DIR
+
+    path = CONF_DIR.parent / "benchmarks" / "render_release.py"
+    spec = importlib.util.spec_from_file_location("render_release", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert round(count_parameters(mod.release_unet(16)) / 1e6, 2) == 0.59
+    assert round(count_parameters(mod.release_unet(64)) / 1e6, 2) == 9.38
+    assert mod.release_unet(4)(torch.randn(1, 16, 37, 41)).shape == (1, 3, 37, 41)
+    assert count_parameters(mod.nvp_unet(16)) < count_parameters(mod.nvp_unet(16, "wide"))
