@@ -39,9 +39,9 @@ import torch  # noqa: E402
 from nvp.config import load  # noqa: E402
 from nvp.data.store import SequenceStore  # noqa: E402
 from nvp.metrics.image import image_metrics, update_image_metrics  # noqa: E402
+from nvp.reenact.target import load_renderer  # noqa: E402
 from nvp.render.config import RenderConfig  # noqa: E402
 from nvp.render.data import split_frames  # noqa: E402
-from nvp.render.module import NeuralRendererModule  # noqa: E402
 from nvp.render.train import train_renderer  # noqa: E402
 from nvp.tracking.topology import LABEL_MOUTH  # noqa: E402
 
@@ -55,12 +55,15 @@ METRICS = [
 
 class Snapshots(pl.Callback):
     """Save the module's weights every ``every_s`` seconds of wall-clock time since the start
-    of training (and at its end) as ``DIR/t{minutes}.ckpt``, with the step count."""
+    of training (and at its end, unless no step was taken since the last one) as
+    ``DIR/t{minutes}.ckpt``, with the step count, in the layout of a target's
+    ``renderer.ckpt`` (``load_renderer`` reads it)."""
 
     def __init__(self, out: Path, every_s: float) -> None:
         self.out, self.every = out, every_s
         self.t0 = 0.0
         self.next = every_s
+        self.saved_step = -1
 
     def _save(self, trainer: pl.Trainer, module: pl.LightningModule, elapsed: float) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,7 @@ class Snapshots(pl.Callback):
             "step": trainer.global_step,
         }
         torch.save(state, self.out / f"t{elapsed / 60:07.2f}.ckpt")
+        self.saved_step = trainer.global_step
 
     def on_train_start(self, trainer, module) -> None:
         self.t0 = time.perf_counter()
@@ -82,16 +86,16 @@ class Snapshots(pl.Callback):
             self.next += self.every
 
     def on_train_end(self, trainer, module) -> None:
-        self._save(trainer, module, time.perf_counter() - self.t0)
+        if trainer.global_step != self.saved_step:
+            self._save(trainer, module, time.perf_counter() - self.t0)
 
 
 @torch.inference_mode()
 def evaluate_snapshot(path: Path, store: SequenceStore, frames: np.ndarray, batch: int) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    hp = ckpt["hyper_parameters"]
-    module = NeuralRendererModule(hp["cfg"], target=hp.get("target"))
-    module.load_state_dict(ckpt["state_dict"], strict=False)
-    module.eval()
+    """Image metrics of one snapshot on ``frames`` (tracked UVs, real backgrounds)."""
+    module = load_renderer(path)  # a snapshot has the lean renderer.ckpt layout
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    expressions = np.asarray(store["expression"][...], np.float32)
     metrics = image_metrics()
     for b0 in range(0, len(frames), batch):
         idx = frames[b0 : b0 + batch]
@@ -99,14 +103,13 @@ def evaluate_snapshot(path: Path, store: SequenceStore, frames: np.ndarray, batc
         image = image.permute(0, 3, 1, 2).float() / 127.5 - 1
         uv = torch.from_numpy(np.stack([np.asarray(store["uv"][int(t)]) for t in idx])).float()
         mask = torch.from_numpy(np.stack([np.asarray(store["mask"][int(t)]) for t in idx]))
-        expr = torch.from_numpy(np.asarray(store["expression"][...], np.float32)[idx])
         face = (mask > 0).float()[:, None]
         mouth = (mask == LABEL_MOUTH).float()[:, None]
-        out = module(uv, image, face, expr)["final"]
+        out = module(uv, image, face, torch.from_numpy(expressions[idx]))["final"]
         pred = ((out + 1) / 2).clamp(0, 1)
         update_image_metrics(metrics, pred, (image + 1) / 2, face, mouth)
     vals = {k: float(v) for k, v in metrics.compute().items()}
-    return {"minutes": round(ckpt["minutes"], 2), "step": ckpt["step"], **vals}
+    return {"minutes": round(meta["minutes"], 2), "step": meta["step"], **vals}
 
 
 def run_variant(args: argparse.Namespace, name: str, overrides: list[str]) -> None:

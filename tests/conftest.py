@@ -81,3 +81,25 @@ def a2e_dataset(tmp_path_factory) -> Path:
     )
     assert main(["build-face-model", str(out), "n_components=12"]) == 0
     return out
+
+
+def make_tiny_target(dataset: Path, out: Path, renderer: Path | None = None) -> Path:
+    """``out/T``: a TARGET bundle of the first store of ``dataset`` (tiny A2E over the
+    dataset; ``renderer`` = a renderer run, or a tiny one is trained here)."""
+    from nvp.cli import main
+    from nvp.config import CONF_DIR
+    from nvp.data.store import find_stores
+
+    store = find_stores(dataset)[0]
+    a2e_cfg = str(CONF_DIR / "a2e" / "tiny.yaml")
+    a2e = ["train-a2e", str(dataset), "--config", a2e_cfg, f"out={out}/a2e"]
+    assert main([*a2e, "trainer.max_epochs=1"]) == 0
+    if renderer is None:
+        tiny = str(CONF_DIR / "render" / "tiny.yaml")
+        assert main(["train-renderer", str(store), "--config", tiny, f"out={out}/render"]) == 0
+        (renderer,) = (out / "render").glob("render-*")
+    (a2e_run,) = (out / "a2e").glob("a2e-*")
+    target = out / "T"
+    bundle = ["--store", str(store), "--a2e", str(a2e_run), "--renderer", str(renderer)]
+    assert main(["make-target", *bundle, "--out", str(target)]) == 0
+    return target

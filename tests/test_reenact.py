@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_target
 
 from nvp.cli import main
-from nvp.config import CONF_DIR
-from nvp.data.store import find_stores
 from nvp.errors import InputError, MissingDependencyError
 from nvp.io.audio import load_audio, write_wav
 from nvp.io.synthetic import speech_audio
@@ -30,41 +29,7 @@ SPEECH_CHECK = [] if HAS_ESPEAK else ["min_speech_seconds=0"]
 @pytest.fixture(scope="module")
 def tiny_target(a2e_dataset, tmp_path_factory) -> Path:
     """A TARGET folder: tiny A2E over the generated corpus, tiny renderer on one talker."""
-    root = tmp_path_factory.mktemp("target")
-    assert (
-        main(
-            [
-                "train-a2e",
-                str(a2e_dataset),
-                "--config",
-                str(CONF_DIR / "a2e" / "tiny.yaml"),
-                f"out={root}/a2e",
-                "trainer.max_epochs=1",
-            ]
-        )
-        == 0
-    )
-    store = find_stores(a2e_dataset)[0]
-    tiny = str(CONF_DIR / "render" / "tiny.yaml")
-    assert main(["train-renderer", str(store), "--config", tiny, f"out={root}/render"]) == 0
-    (a2e_run,) = (root / "a2e").glob("a2e-*")
-    (r_run,) = (root / "render").glob("render-*")
-    out = root / "T"
-    code = main(
-        [
-            "make-target",
-            "--store",
-            str(store),
-            "--a2e",
-            str(a2e_run),
-            "--renderer",
-            str(r_run),
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
-    return out
+    return make_tiny_target(a2e_dataset, tmp_path_factory.mktemp("target"))
 
 
 @pytest.fixture(scope="module")
