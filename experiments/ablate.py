@@ -71,6 +71,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from nvp.config import CONF_DIR, atomic_write_text, dotlist_keys, load, to_object  # noqa: E402
 from nvp.errors import NvpError  # noqa: E402
+from nvp.training import run_checkpoint  # noqa: E402
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 MARKER = "done.json"
@@ -484,7 +485,7 @@ def lip_measures(
         old = json.loads(cache.read_text())
         if old.get("key") == key:
             return old["measures"]
-    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt = run_checkpoint(run)  # the best validation state, as make-target uses
     res = a2e_lip_probe(ckpt, store, list(voices), smooth_sigma=smooth_sigma, cache=_PROBE_CACHE)
     paper = a2e_lip_probe(
         ckpt,

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from nvp.a2e.config import FitTargetConfig  # noqa: E402
 from nvp.config import atomic_write_text  # noqa: E402
 from nvp.reenact.lips import a2e_lip_probe  # noqa: E402
+from nvp.training import run_checkpoint  # noqa: E402
 
 FITS = {
     "paper: least squares, ridge 1 to the mean map": dict(intercept=False, gain="none"),
@@ -42,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smooth", nargs="+", type=float, default=[0.0, 1.0, 2.0])
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    ckpt = Path(args.a2e)
-    if ckpt.is_dir():
-        ckpt = ckpt / "checkpoints" / "last.ckpt"
+    ckpt = run_checkpoint(args.a2e)  # a run directory: its best validation state
     cache: dict = {}
     lines = [
         f"Target map and smoothing on `{ckpt}`, target `{args.store}` (test split, own audio; "

@@ -65,6 +65,7 @@ def _load(
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from nvp.config import PreprocessConfig, make_run_dir
     from nvp.data.preprocess import preprocess, result_dict, results_table
+    from nvp.io.files import check_output_dir
 
     paths, overrides = _split_overrides(args.inputs)
     cfg, obj = _load(PreprocessConfig, "preprocess/default.yaml", args, overrides)
@@ -72,6 +73,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         return 0
     if not paths:
         raise InputError("no input video or folder given")
+    check_output_dir(args.out, "dataset folder")
     run = make_run_dir(args.out, "preprocess", cfg)
     t0 = time.perf_counter()
     results = preprocess(paths, args.out, obj)
@@ -90,7 +92,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 def cmd_build_face_model(args: argparse.Namespace) -> int:
     from nvp.config import FaceModelConfig, make_run_dir
     from nvp.data.preprocess import refit_store
-    from nvp.data.store import FACE_MODEL_FILE, SequenceStore, find_stores, write_manifest
+    from nvp.data.store import (
+        FACE_MODEL_FILE,
+        SequenceStore,
+        find_stores,
+        store_lock,
+        write_manifest,
+    )
+    from nvp.io.files import check_output_dir
+    from nvp.io.lock import writer_lock
     from nvp.tracking.basis import learn_basis
     from nvp.tracking.face_model import template_face_model
 
@@ -100,26 +110,47 @@ def cmd_build_face_model(args: argparse.Namespace) -> int:
         return 0
     if not dataset.is_dir():
         raise InputError("dataset folder not found", path=dataset)
-    stores = [SequenceStore(p) for p in find_stores(dataset)]
-    if not stores:
-        raise InputError("no finished sequence stores (run `nvp preprocess` first)", path=dataset)
-    run = make_run_dir(dataset, "build-face-model", cfg)
-    start = template_face_model()
-    model, report = learn_basis(stores, start, obj)
-    for line in report.lines():
-        print(line)
-    path = model.save(dataset / FACE_MODEL_FILE)
-    (run / "report.json").write_text(json.dumps(model.info, indent=2))
-    print(f"face model {model.hash} (K = {model.n_components}) -> {path}")
-    for s in stores:
-        if s.attrs.get("face_model", {}).get("hash") == model.hash:
-            print(f"  {s.name}: already fitted with this model")
-            continue
-        t0 = time.perf_counter()
-        refit_store(s.path, model, obj.tracking, obj.raster)
-        print(f"  {s.name}: refitted {s.n_frames} frames in {time.perf_counter() - t0:.1f} s")
-    write_manifest(dataset)
+    check_output_dir(dataset, "dataset folder")
+    with writer_lock(dataset / FACE_MODEL_FILE, what="face model"):
+        # a store interrupted inside an earlier refit is consistent but for its expression
+        # width: opened without that check, and refitted below
+        stores = [SequenceStore(p, require_complete=False) for p in find_stores(dataset)]
+        if not stores:
+            raise InputError(
+                "no finished sequence stores (run `nvp preprocess` first)", path=dataset
+            )
+        run = make_run_dir(dataset, "build-face-model", cfg)
+        start = template_face_model()
+        model, report = learn_basis(stores, start, obj)
+        for line in report.lines():
+            print(line)
+        path = model.save(dataset / FACE_MODEL_FILE)
+        (run / "report.json").write_text(json.dumps(model.info, indent=2))
+        print(f"face model {model.hash} (K = {model.n_components}) -> {path}")
+        for s in stores:
+            with store_lock(s.path):
+                cur = SequenceStore(s.path, require_complete=False)
+                fm = cur.attrs.get("face_model", {})
+                if (
+                    fm.get("hash") == model.hash
+                    and cur["expression"].shape[1] == model.n_components
+                ):
+                    print(f"  {s.name}: already fitted with this model")
+                    continue
+                t0 = time.perf_counter()
+                refit_store(s.path, model, obj.tracking, obj.raster)
+            print(f"  {s.name}: refitted {s.n_frames} frames in {time.perf_counter() - t0:.1f} s")
+        write_manifest(dataset)
     return 0
+
+
+def _print_run(run: Path) -> None:
+    from nvp.training import BEST_CKPT, LAST_CKPT
+
+    print(f"run directory: {run}")
+    for name, what in ((LAST_CKPT, "latest state, resume=RUN"), (BEST_CKPT, "best validation")):
+        if (run / "checkpoints" / name).is_file():
+            print(f"checkpoint ({what}): {run / 'checkpoints' / name}")
 
 
 def cmd_train_a2e(args: argparse.Namespace) -> int:
@@ -130,7 +161,7 @@ def cmd_train_a2e(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     run = train_a2e(args.dataset, cfg)
-    print(f"run directory: {run}\ncheckpoint: {run / 'checkpoints' / 'last.ckpt'}")
+    _print_run(run)
     return 0
 
 
@@ -142,7 +173,7 @@ def cmd_train_renderer(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     run = train_renderer(args.store, cfg)
-    print(f"run directory: {run}\ncheckpoint: {run / 'checkpoints' / 'last.ckpt'}")
+    _print_run(run)
     return 0
 
 
@@ -244,10 +275,18 @@ def _reenact_flags(args: argparse.Namespace) -> dict:
     }
 
 
+def _check_video_out(path: str) -> None:
+    from nvp.io.files import check_output_file
+    from nvp.io.video import OUTPUT_SUFFIXES
+
+    check_output_file(path, OUTPUT_SUFFIXES, "video")
+
+
 def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
     from nvp.reenact.pipeline import reenact
     from nvp.reenact.target import load_target
 
+    _check_video_out(args.out)
     target = load_target(args.target, device=cfg.device)
     r = reenact(target, audio, args.out, cfg)
     print(r.table())
@@ -280,6 +319,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     _, cfg = _load(ReenactConfig, None, args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
+    _check_video_out(args.out)
     with tempfile.TemporaryDirectory(prefix="nvp-say-") as tmp:
         wav = synthesize(args.text, Path(tmp) / "speech.wav", cfg.tts)
         if args.keep_wav:
@@ -308,6 +348,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     check_backend(cfg.landmarks)
+    from nvp.io.files import check_output_dir
+
+    check_output_dir(args.out, "report folder")
     if cfg.audio:
         from nvp.reenact.lips import audio_files
 
@@ -511,6 +554,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: What a user can do after stopping each command with Ctrl-C (what is kept, what resumes).
+AFTER_INTERRUPT = {
+    "preprocess": "finished stores and the finished stages of the interrupted ones are kept; "
+    "rerun the same command to resume",
+    "build-face-model": "the stores not yet refitted still name the old face model; rerun the "
+    "same command to finish",
+    "train-a2e": "continue from the run's last checkpoint with resume=<its run directory>",
+    "train-renderer": "continue from the run's last checkpoint with resume=<its run directory>",
+    "sweep": "finished trials are kept; continue with --resume <the sweep directory>",
+    "fit-target": "nothing was written; rerun to start again",
+    "import-official-a2e": "nothing was written; rerun to start again",
+    "inspect": "rerun to start again",
+    "make-target": "the target folder is incomplete (no target.json); rerun to start again",
+    "reenact": "nothing was written to the output; rerun to start again (reenactment does not "
+    "resume; the partial file is removed)",
+    "say": "nothing was written to the output; rerun to start again (reenactment does not "
+    "resume; the partial file is removed)",
+    "evaluate": "the report is incomplete; rerun to start again",
+    "demo": "the generated clips and finished stores are kept and reused by a rerun; the "
+    "training stages start again",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     parser = build_parser()
@@ -532,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nvp {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"nvp {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"nvp {args.command}: interrupted; {AFTER_INTERRUPT[args.command]}", file=sys.stderr)
         return 130
 
 

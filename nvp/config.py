@@ -51,6 +51,14 @@ class CropConfig:
     smooth_sigma: float = 5.0
     """Std of the Gaussian smoothing of the face track over time, in frames."""
 
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"crop.size must be at least 8 px, got {self.size}")
+        if self.scale <= 0:
+            raise ValueError(f"crop.scale must be > 0, got {self.scale}")
+        if self.smooth_sigma < 0:
+            raise ValueError(f"crop.smooth_sigma must be >= 0, got {self.smooth_sigma}")
+
 
 @dataclass
 class LandmarkConfig:
@@ -93,6 +101,11 @@ class RasterConfig:
     """``torch``: the built-in batched z-buffer (CPU and GPU); ``pytorch3d`` where installed."""
     batch: int = 32
     """Frames rasterized per call."""
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"raster.batch must be >= 1, got {self.batch}")
+
     device: str = "cpu"
     """Torch device for rasterization (``cpu``, ``cuda``, ``cuda:1``)."""
 
@@ -120,6 +133,13 @@ class StoreConfig:
     clevel: int = 3
     """zstd compression level."""
 
+    def __post_init__(self) -> None:
+        if self.chunk_frames < 1 or self.shard_frames < 1:
+            raise ValueError(
+                f"store.chunk_frames and store.shard_frames must be >= 1, got "
+                f"{self.chunk_frames} and {self.shard_frames}"
+            )
+
 
 @dataclass
 class PreprocessConfig:
@@ -143,6 +163,19 @@ class PreprocessConfig:
     raster: RasterConfig = field(default_factory=RasterConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    lock_timeout: float = -1
+    """Seconds to wait when another process is writing the same store (< 0: wait as long as
+    it takes, 0: stop at once); the message names the other process."""
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.sample_rate < 8000:
+            raise ValueError(f"sample_rate must be at least 8000 Hz, got {self.sample_rate}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.min_seconds < 0:
+            raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
 
 
 @dataclass

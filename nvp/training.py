@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,16 +26,39 @@ from nvp.errors import ConfigError, InputError
 log = logging.getLogger(__name__)
 
 
+#: Checkpoint files of a run directory: the latest state (what ``resume=`` continues from)
+#: and the best by the stage's validation metric (what a run directory stands for when it is
+#: used as a model: ``make-target``, ``fit-target``, evaluation).
+LAST_CKPT, BEST_CKPT = "last.ckpt", "best.ckpt"
+
+
 def resolve_resume(resume: str | None) -> str | None:
-    """A checkpoint path from ``resume`` (a ``.ckpt`` file or a run directory)."""
+    """A checkpoint path from ``resume`` (a ``.ckpt`` file, or a run directory: its
+    ``checkpoints/last.ckpt``, the latest state)."""
     if not resume:
         return None
     p = Path(resume)
     if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt"
+        p = p / "checkpoints" / LAST_CKPT
     if not p.is_file():
         raise InputError("no checkpoint to resume from", path=p)
     return str(p)
+
+
+def run_checkpoint(path: str | Path) -> Path:
+    """The model a run directory stands for: ``checkpoints/best.ckpt`` (best validation) when
+    the run validated, else ``checkpoints/last.ckpt``; a file is returned as it is.
+
+    Raises:
+        InputError: a folder without either checkpoint.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    for name in (BEST_CKPT, LAST_CKPT):
+        if (p / "checkpoints" / name).is_file():
+            return p / "checkpoints" / name
+    raise InputError(f"folder holds no checkpoints/{BEST_CKPT} or {LAST_CKPT}", path=p)
 
 
 def make_trainer(
@@ -47,9 +71,14 @@ def make_trainer(
     config: Any | None = None,
     tags: Iterable[str] = (),
 ) -> pl.Trainer:
-    """A Trainer writing into the run directory: ``checkpoints/`` (``last.ckpt`` and the best by
-    ``monitor``; only the last without a monitor), ``logs/metrics.csv``, and with
-    ``t.logger.wandb`` a W&B run (files in ``<run>/wandb/``).
+    """A Trainer writing into the run directory: ``checkpoints/`` (``last.ckpt``, the latest
+    state, rewritten at every validation or epoch end; ``best.ckpt``, the best by ``monitor``,
+    only with a monitor), ``logs/metrics.csv``, and with ``t.logger.wandb`` a W&B run (files
+    in ``<run>/wandb/``).
+
+    Two checkpoint callbacks rather than ``ModelCheckpoint(monitor=..., save_last=True)``:
+    that one rewrites ``last.ckpt`` only when the monitored metric improves (Lightning
+    2.6), so a resumed run would restart from the best epoch instead of the last one.
 
     Use it inside :func:`finish_wandb` so the W&B run ends with the training, however it ends.
 
@@ -84,19 +113,33 @@ def make_trainer(
         deterministic=t.deterministic,
         enable_progress_bar=t.enable_progress_bar,
         logger=make_loggers(run, t.logger, config=config, tags=tags),
-        callbacks=[
+        callbacks=[*checkpoint_callbacks(run / "checkpoints", monitor, mode), *callbacks],
+    )
+
+
+def checkpoint_callbacks(folder: Path, monitor: str | None, mode: str) -> list[ModelCheckpoint]:
+    """``last.ckpt`` (every validation / epoch end) and, with a monitor, ``best.ckpt``."""
+    out = [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename=LAST_CKPT.removesuffix(".ckpt"),
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+    ]
+    if monitor:
+        out.append(
             ModelCheckpoint(
-                dirpath=run / "checkpoints",
-                filename="epoch{epoch:03d}-step{step}",
-                auto_insert_metric_name=False,
+                dirpath=folder,
+                filename=BEST_CKPT.removesuffix(".ckpt"),
                 monitor=monitor,
                 mode=mode,
-                save_top_k=1 if monitor else 0,
-                save_last=True,
-            ),
-            *callbacks,
-        ],
-    )
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+    return out
 
 
 def make_loggers(
@@ -256,7 +299,8 @@ RUN_DIR_ENV = "NVP_RUN_DIR"
 def shared_run_dir(root: str | Path, name: str, cfg) -> Iterator[Path]:
     """The run directory of a training run, the same in every process of a DDP job.
 
-    The first process creates a fresh directory and exports it as ``NVP_RUN_DIR``; the worker
+    The first process creates a fresh directory and exports it as ``NVP_RUN_DIR`` (and removes
+    it again when the run fails before writing anything but its config); the worker
     processes Lightning's launcher starts inherit the variable and use that directory
     instead of creating their own. With an external launcher (torchrun, SLURM) set
     ``NVP_RUN_DIR`` to one path for all ranks. The variable is removed again when the run
@@ -276,8 +320,23 @@ def shared_run_dir(root: str | Path, name: str, cfg) -> Iterator[Path]:
     os.environ[RUN_DIR_ENV] = str(run)
     try:
         yield run
+    except BaseException:
+        remove_if_unused(run)
+        raise
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+
+
+def remove_if_unused(run: Path) -> bool:
+    """Delete a run directory that a failed start left with nothing but its ``config.yaml``
+    (and empty folders), so that a wrong setting does not leave empty runs behind; a run that
+    wrote anything else (a checkpoint, a log line) is kept. Returns whether it was removed."""
+    files = [f for f in run.rglob("*") if f.is_file()]
+    if any(f != run / "config.yaml" for f in files):
+        return False
+    shutil.rmtree(run, ignore_errors=True)
+    log.info("removed the unused run directory %s", run)
+    return True
 
 
 def check_batch_size(trainer: pl.Trainer, batch_size: int, global_batch_size: int = 0) -> int:

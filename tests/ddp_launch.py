@@ -4,9 +4,9 @@
 
 Runs ``train_a2e`` / ``train_renderer`` as ``nvp train-a2e`` / ``nvp train-renderer`` would
 (same default config layers) with one extra callback: every process writes
-``DUMP_DIR/rank<R>.pt`` when training ends (its parameters, the per-step training losses
-and (sequence, frame) items of its own share of the batch, its global step and the world
-size), and rank 0 also
+``DUMP_DIR/rank<R>.pt`` when training ends (its parameters, the per-step training losses,
+the (sequence, frame) items and (renderer) crop corners of its own share of the batch, its
+global step and the world size), and rank 0 also
 ``DUMP_DIR/init.pt`` (the parameters at the start of training, after DDP's broadcast).
 
 ``--split N`` (one process only) makes the training loss the mean of the losses of N
@@ -46,6 +46,7 @@ class ParamDump(Callback):
         self.out = Path(out)
         self.losses: list[float] = []
         self.items: list[list[tuple[int, int]]] = []
+        self.crops: list[list[tuple[int, int]]] = []
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -58,6 +59,8 @@ class ParamDump(Callback):
         frames = batch["frame"].tolist()
         seqs = batch["sequence"].tolist() if "sequence" in batch else [0] * len(frames)
         self.items.append(list(zip(seqs, frames)))
+        if "crop_xy" in batch:
+            self.crops.append([tuple(xy) for xy in batch["crop_xy"].tolist()])
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         torch.save(
@@ -65,6 +68,7 @@ class ParamDump(Callback):
                 "params": parameters(module),
                 "losses": self.losses,
                 "items": self.items,
+                "crops": self.crops,
                 "global_step": trainer.global_step,
                 "world_size": trainer.world_size,
             },

@@ -246,7 +246,8 @@ def test_train_resume_and_fit_target(a2e_dataset, tmp_path, capsys):
 
     from nvp.a2e.checkpoint import load_a2e
 
-    bundle = load_a2e(run2)
+    assert load_a2e(run2).path.name == "best.ckpt"  # a run directory: its best validation
+    bundle = load_a2e(run2 / "checkpoints" / "last.ckpt")
     assert bundle.face_model is not None and bundle.sequence_names == [
         "talker0",
         "talker1",

@@ -135,10 +135,12 @@ def test_wrong_global_batch_size_stops_training(store, a2e_dataset, tmp_path, ca
     err = capsys.readouterr().err
     assert "data.global_batch_size=3" in err and "data.batch_size=2" in err
     assert not list(tmp_path.glob("render-*/checkpoints/*.ckpt"))
+    assert not list(tmp_path.iterdir())  # no run directory holding only config.yaml
     tiny = str(CONF_DIR / "a2e" / "tiny.yaml")
     args = ["--config", tiny, f"out={tmp_path}", "data.global_batch_size=5"]
     assert main(["train-a2e", str(a2e_dataset), *args]) == 1
     assert "data.global_batch_size=5" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------------ bf16-mixed
@@ -351,3 +353,41 @@ def test_torchrun_ranks_share_nvp_run_dir(store, tmp_path):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 2 and (run / "config.yaml").is_file()
     assert (r.stdout + r.stderr).count("1 per device x 2 devices x 1 nodes = 2 global") == 1
+
+
+# ------------------------------------------------------------------------- random crops
+
+
+def test_crops_differ_per_rank_and_repeat(store):
+    """Crops drawn from (seed, epoch, position): the ranks' shares of one epoch get the crops
+    the one-process run gets for the same items, so they differ between ranks; a second draw
+    of the same epoch (a rerun, a resume) repeats them, and the next epoch draws new ones."""
+    from nvp.render.data import RendererFrames
+
+    ds = RendererFrames(store, np.arange(12), crop=32, seed=5)
+
+    def epoch(world: int, rank: int, e: int = 0) -> list[tuple[int, int, int]]:
+        sampler = shard_for(EpochPermutation(len(ds), seed=5, keys=True), _Trainer(world, rank))
+        sampler.set_epoch(e)
+        return [(k.index, *ds[k]["crop_xy"].tolist()) for k in sampler]
+
+    r0, r1, one = epoch(2, 0), epoch(2, 1), epoch(1, 0)
+    assert {i for i, *_ in r0}.isdisjoint({i for i, *_ in r1})
+    assert sorted(r0 + r1) == sorted(one)  # each item cropped as in the one-process run
+    assert len({tuple(c) for _, *c in r0 + r1}) > 6  # not one position repeated
+    assert epoch(2, 0) == r0 and epoch(2, 1) == r1  # rerun: the same crops
+    assert epoch(2, 0, e=1) != r0
+
+
+def test_ddp_ranks_draw_different_crops(store, tmp_path):
+    """Two CPU processes (gloo) with ``data.crop > 0``: each rank crops its own items at its
+    own positions, and a rerun repeats every crop."""
+    common = ["trainer.max_steps=2", "data.crop=48", "trainer.strategy=ddp", "trainer.devices=2"]
+    for d in ("a", "b"):
+        _launch("render", store, tmp_path / d, tmp_path / "out", *common)
+    runs = [[torch.load(tmp_path / d / f"rank{r}.pt") for r in (0, 1)] for d in ("a", "b")]
+    (a0, a1), (b0, b1) = runs
+    assert len(a0["crops"]) == 2 and all(len(c) == 2 for c in a0["crops"] + a1["crops"])
+    assert a0["crops"] != a1["crops"]  # different crops per rank
+    assert (a0["crops"], a1["crops"]) == (b0["crops"], b1["crops"])  # and the same on a rerun
+    assert (a0["items"], a1["items"]) == (b0["items"], b1["items"])

@@ -54,12 +54,9 @@ def load_a2e(path: str | Path, map_location: str | torch.device = "cpu") -> A2EB
     Raises:
         InputError: the file is missing, unreadable or not an nvp A2E checkpoint.
     """
-    path = Path(path)
-    if path.is_dir():
-        cand = path / "checkpoints" / "last.ckpt"
-        if not cand.exists():
-            raise InputError("folder holds no checkpoints/last.ckpt", path=path)
-        path = cand
+    from nvp.training import run_checkpoint
+
+    path = run_checkpoint(path)  # a run directory: its best (else last) checkpoint
     if not path.is_file():
         raise InputError("A2E checkpoint not found", path=path)
     try:

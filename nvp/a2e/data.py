@@ -18,6 +18,8 @@ samples one process with batch W x b trains on; ``samples_per_epoch`` is global.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,28 @@ from nvp.tracking.face_model import FaceModel
 from nvp.tracking.landmarks import FACE_MISSING
 
 log = logging.getLogger(__name__)
+
+
+def feature_groups(names: list[str], signatures: list[dict | None], most: int = 4) -> str:
+    """Stores grouped by audio-feature signature, for messages, e.g. ``whisper (window 16, dim
+    384): a, b; mel (window 16, dim 80): c``. Groups that agree on name, window and dimension
+    but differ in other settings are told apart by a short hash of their signature."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for name, sig in zip(names, signatures):
+        key = json.dumps(sig, sort_keys=True, default=str)
+        groups.setdefault(key, (sig or {}, []))[1].append(name)
+
+    def label(sig: dict) -> str:
+        return f"{sig.get('name', '?')} (window {sig.get('window')}, dim {sig.get('dim')}"
+
+    labels = [label(sig) for sig, _ in groups.values()]
+    parts = []
+    for (key, (_, members)), lab in zip(groups.items(), labels):
+        if labels.count(lab) > 1:
+            lab += f", settings {hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        more = f" and {len(members) - most} more" if len(members) > most else ""
+        parts.append(f"{lab}): {', '.join(members[:most])}{more}")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -218,8 +242,8 @@ class A2EDataModule(pl.LightningDataModule):
             )
         if any(s != sigs[0] for s in sigs):
             raise InputError(
-                "the stores hold different audio features; preprocess them with the same "
-                "audio settings",
+                f"the stores hold different audio features ({feature_groups(self.names, sigs)}); "
+                "preprocess them with the same audio settings",
                 path=self.dataset,
             )
         self.feature_signature = sigs[0]

@@ -42,12 +42,13 @@ from nvp.data.store import (
     SequenceStore,
     StoreWriter,
     create_array,
+    store_lock,
     swap_in,
     time_splits,
     write_manifest,
 )
 from nvp.errors import InputError, NvpError
-from nvp.io.files import file_sha256
+from nvp.io.files import check_output_dir, file_sha256
 from nvp.tracking.face_model import FaceModel, template_face_model
 from nvp.tracking.fit import SequenceFit, fit_sequence
 from nvp.tracking.landmarks import FACE_DETECTED, LandmarkDetector, fill_gaps
@@ -197,6 +198,34 @@ def cut_crop(frame: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+# --------------------------------------------------------------------------------- checks
+
+#: Audio and video lengths that differ by more than this many frames get a warning.
+AV_MISMATCH_FRAMES = 2
+
+
+def check_av_lengths(src: Path, audio_s: float, video_s: float, fps: float) -> float:
+    """Warn when the audio track and the video of ``src`` differ in length by more than
+    :data:`AV_MISMATCH_FRAMES` frames (a truncated download, a damaged or badly muxed file);
+    the feature windows of the frames without audio then see silence. Returns the difference
+    audio - video in seconds."""
+    diff = audio_s - video_s
+    if abs(diff) > AV_MISMATCH_FRAMES / fps:
+        log.warning(
+            "%s: the audio track is %.2f s long, the video %.2f s (%d frames at %g fps): a "
+            "truncated or damaged file? %s",
+            src,
+            audio_s,
+            video_s,
+            round(video_s * fps),
+            fps,
+            "the last frames' audio features see silence"
+            if diff < 0
+            else "audio after the last frame is not used",
+        )
+    return diff
+
+
 # ------------------------------------------------------------------------------------ geometry
 
 
@@ -286,8 +315,8 @@ def preprocess_video(
         InputError: the video cannot be used (with the file and the reason); no finished store
             is left behind.
     """
-    from nvp.audio import extract_windows, feature_signature
-    from nvp.io import iter_frames, load_audio, probe, resampled_frame_count
+    from nvp.audio import feature_signature
+    from nvp.io import probe, resampled_frame_count
 
     t_start = time.perf_counter()
     info = probe(src)
@@ -317,6 +346,42 @@ def preprocess_video(
     )
     input_key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     final = dataset / f"{name}{STORE_SUFFIX}"
+    with store_lock(final, cfg.lock_timeout):
+        return _build_store(
+            src,
+            name,
+            final,
+            input_key,
+            source_hash,
+            feat_sig,
+            info,
+            n,
+            cfg,
+            model,
+            position=position,
+            t_start=t_start,
+        )
+
+
+def _build_store(
+    src: Path,
+    name: str,
+    final: Path,
+    input_key: str,
+    source_hash: str,
+    feat_sig: dict,
+    info: Any,
+    n: int,
+    cfg: PreprocessConfig,
+    model: FaceModel,
+    *,
+    position: int,
+    t_start: float,
+) -> VideoResult:
+    """The body of :func:`preprocess_video`, run while holding the store's writer lock."""
+    from nvp.audio import extract_windows
+    from nvp.io import iter_frames, load_audio
+
     if final.exists():
         try:
             old = SequenceStore(final)
@@ -338,6 +403,7 @@ def preprocess_video(
         t0 = time.perf_counter()
         audio = load_audio(src, cfg.sample_rate)
         timings["audio_decode"] = time.perf_counter() - t0
+        check_av_lengths(src, len(audio) / cfg.sample_rate, n / cfg.fps, cfg.fps)
 
         # 2. landmarks on the full frames, gap filling, crop squares.
         if not w.stage_done("track"):
@@ -491,8 +557,12 @@ def refit_store(
 ) -> SequenceFit:
     """Recompute pose, identity, expression, UV maps and masks of a finished store for a new
     face model; every array is swapped in atomically and the store's ``face_model`` attribute is
-    written last."""
-    store = SequenceStore(store_path, mode="a")
+    written last. The caller holds the store's writer lock (:func:`store_lock`).
+
+    A store interrupted between the swaps and the attribute update has the new model's K
+    expression columns but still names the old model: it is opened here without the
+    consistency check, and redone."""
+    store = SequenceStore(store_path, mode="a", require_complete=False)
     landmarks = np.asarray(store["landmarks"][...])
     flags = np.asarray(store["face_flag"][...])
     fit = fit_geometry(landmarks, flags, model, tracking)
@@ -559,7 +629,7 @@ def preprocess(
     """
     dataset = Path(dataset)
     paths = collect_inputs(inputs)
-    dataset.mkdir(parents=True, exist_ok=True)
+    check_output_dir(dataset, "dataset folder")
     names = store_names(paths)
     fm_path = face_model_path(cfg, dataset)
     model = load_face_model(fm_path)

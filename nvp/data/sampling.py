@@ -31,6 +31,8 @@ class EpochSeeded(Sampler[int]):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.epoch = 0
+        self.drawn_epoch = 0
+        """The epoch of the latest draw (what :meth:`draw` is drawing)."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -41,6 +43,7 @@ class EpochSeeded(Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.drawn_epoch = self.epoch
         self.epoch += 1
         return iter(self.draw(g))
 

@@ -47,6 +47,7 @@ from zarr.codecs import BloscCodec
 from nvp import __version__
 from nvp.config import atomic_write_text
 from nvp.errors import InputError
+from nvp.io.lock import writer_lock
 
 STORE_SUFFIX = ".zarr"
 MANIFEST = "dataset.json"
@@ -55,6 +56,73 @@ FACE_MODEL_FILE = "face_model.npz"
 
 def _compressor(clevel: int) -> BloscCodec:
     return BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")
+
+
+#: Arrays every finished store holds, and the number of dimensions of each.
+ARRAYS = {
+    "frames": 4,
+    "uv": 4,
+    "mask": 3,
+    "landmarks": 3,
+    "face_flag": 1,
+    "crop": 2,
+    "pose": 2,
+    "identity": 2,
+    "expression": 2,
+    "audio_features": 3,
+    "audio": 1,
+}
+
+
+def store_problems(group: zarr.Group) -> list[str]:
+    """What makes a store's arrays disagree with each other or with its recorded settings
+    (an empty list for a consistent store). Reads array metadata only (no chunks).
+
+    Checked: every array of :data:`ARRAYS` exists with its rank; every per-frame array has
+    ``n_frames`` rows; ``frames`` / ``uv`` / ``mask`` are ``size`` x ``size`` (= the recorded
+    ``crop.size``) with 3 / 2 channels; ``expression`` has the face model's K columns;
+    ``audio_features`` has the recorded window and dimension; the audio is not empty.
+    """
+    attrs = dict(group.attrs)
+    found = set(group.array_keys())
+    problems = [f"array {k!r} is missing" for k in ARRAYS if k not in found]
+    shapes = {k: tuple(group[k].shape) for k in ARRAYS if k in found}
+    for k, shape in shapes.items():
+        if len(shape) != ARRAYS[k]:
+            problems.append(f"{k} has shape {shape}, expected {ARRAYS[k]} dimensions")
+    if problems:
+        return problems
+    n, size = attrs.get("n_frames"), attrs.get("size")
+    if not isinstance(n, int) or not isinstance(size, int):
+        return ["the n_frames / size attributes are missing"]
+    for k in ("frames", "uv", "mask", "landmarks", "face_flag", "crop", "pose", "expression"):
+        if shapes[k][0] != n:
+            problems.append(f"{k} has {shapes[k][0]} frames, the store {n}")
+    if shapes["audio_features"][0] != n:
+        problems.append(f"audio_features has {shapes['audio_features'][0]} frames, the store {n}")
+    for k, channels in (("frames", (3,)), ("uv", (2,)), ("mask", ())):
+        want = (size, size, *channels)
+        if shapes[k][1:] != want:
+            problems.append(f"{k} is {shapes[k][1:]} per frame, expected {want} (size {size})")
+    crop = (attrs.get("crop") or {}).get("size")
+    if crop is not None and crop != size:
+        problems.append(f"the recorded crop.size {crop} is not the store size {size}")
+    k_fm = (attrs.get("face_model") or {}).get("n_components")
+    if k_fm is not None and shapes["expression"][1] != k_fm:
+        problems.append(
+            f"expression has {shapes['expression'][1]} coefficients, the face model {k_fm}"
+        )
+    feats = attrs.get("features") or {}
+    for axis, key in ((1, "window"), (2, "dim")):
+        want = feats.get(key)
+        if isinstance(want, int) and shapes["audio_features"][axis] != want:
+            problems.append(
+                f"audio_features has {key} {shapes['audio_features'][axis]}, the recorded "
+                f"features {want}"
+            )
+    if shapes["audio"][0] == 0:
+        problems.append("the audio track is empty")
+    return problems
 
 
 class SequenceStore:
@@ -78,6 +146,12 @@ class SequenceStore:
             raise InputError(
                 "store is incomplete (an interrupted or failed preprocessing run); "
                 "rerun `nvp preprocess` to rebuild it",
+                path=self.path,
+            )
+        if require_complete and (problems := store_problems(self.group)):
+            raise InputError(
+                f"store is inconsistent ({'; '.join(problems[:3])}); rerun `nvp preprocess` "
+                "to rebuild it",
                 path=self.path,
             )
 
@@ -125,8 +199,14 @@ class SequenceStore:
         return int(a), int(b)
 
 
+#: The arrays each resumable preprocessing stage writes.
+STAGE_ARRAYS = {"track": ("landmarks", "face_flag", "crop"), "frames": ("frames",)}
+
+
 class StoreWriter:
     """Builds a sequence store under a temporary name; :meth:`finalize` renames it into place.
+
+    The caller holds the store's writer lock (:func:`store_lock`) for the writer's lifetime.
 
     Args:
         final_path: ``<dataset>/<name>.zarr``.
@@ -151,6 +231,8 @@ class StoreWriter:
         self.chunk_frames = chunk_frames
         self.shard_frames = shard_frames
         self.input_key = input_key
+        for stale in self.final_path.parent.glob(f".{self.final_path.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # a replaced store an earlier run left
         if self.tmp_path.exists():
             try:
                 g = zarr.open_group(str(self.tmp_path), mode="r", zarr_format=3)
@@ -163,8 +245,12 @@ class StoreWriter:
         self.group.attrs.update({"complete": False, "input_key": input_key})
 
     def stage_done(self, stage: str) -> bool:
-        """Whether a resumable stage was completed by an earlier, interrupted run."""
-        return stage in self.group.attrs.get("stages", [])
+        """Whether a resumable stage was completed by an earlier, interrupted run (marked done
+        and its arrays present)."""
+        if stage not in self.group.attrs.get("stages", []):
+            return False
+        have = set(self.group.array_keys())
+        return all(k in have for k in STAGE_ARRAYS.get(stage, ()))
 
     def mark_stage(self, stage: str) -> None:
         stages = list(self.group.attrs.get("stages", []))
@@ -192,7 +278,15 @@ class StoreWriter:
         self.group.attrs.update(attrs)
 
     def finalize(self) -> Path:
-        """Mark complete and move into place (replacing an older finished store)."""
+        """Check that the arrays agree (:func:`store_problems`), mark complete and move into
+        place (replacing an older finished store).
+
+        Raises:
+            RuntimeError: the arrays disagree (a bug: the temporary store is kept for
+                inspection and rebuilt by the next run).
+        """
+        if problems := store_problems(self.group):
+            raise RuntimeError(f"{self.tmp_path}: not marked complete: {'; '.join(problems)}")
         self.group.attrs.update({"complete": True, "nvp_version": __version__})
         self.group.attrs.pop("stages", None)
         old = None
@@ -305,9 +399,20 @@ def time_splits(n_frames: int, train: float, val: float, test: float) -> dict[st
     return {"train": [0, int(a)], "val": [int(a), int(b)], "test": [int(b), int(n_frames)]}
 
 
+def store_lock(path: str | Path, timeout: float = -1):
+    """The writer lock of a sequence store (see :func:`nvp.io.lock.writer_lock`)."""
+    return writer_lock(path, what="sequence store", timeout=timeout)
+
+
 def write_manifest(dataset: str | Path) -> Path:
-    """(Re)write ``dataset.json`` from the finished stores of a dataset folder (atomically)."""
+    """(Re)write ``dataset.json`` from the finished stores of a dataset folder (atomically,
+    under the manifest's writer lock)."""
     dataset = Path(dataset)
+    with writer_lock(dataset / MANIFEST, what="dataset manifest"):
+        return _write_manifest(dataset)
+
+
+def _write_manifest(dataset: Path) -> Path:
     seqs = []
     for p in find_stores(dataset):
         s = SequenceStore(p)

@@ -1,8 +1,10 @@
-"""File content hashes (input keys of stores, weight-file identities)."""
+"""File content hashes (input keys of stores, weight-file identities) and up-front checks of
+output paths."""
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,3 +55,68 @@ def read_state_dict(path: str | Path, expected: str) -> Mapping[str, Any]:
             f"not a state dict (got {type(state).__name__}); expected {expected}", path=path
         )
     return state
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Make sure ``path`` is a folder this process can write into, creating it (and its
+    parents) when absent; returns it.
+
+    Raises:
+        InputError: ``path`` (or a parent) is a regular file, or the folder cannot be created
+            or written (permissions, read-only file system); the message says what to do.
+    """
+    from nvp.errors import InputError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"is a file, not a folder: choose another {what}", path=p)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a parent is a file
+        raise InputError(f"cannot create the {what}: a parent is a file", path=p) from exc
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the {what} ({exc.strerror or exc}): choose another path or fix "
+            "its permissions",
+            path=p,
+        ) from exc
+    try:
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".nvp-write-test-"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"the {what} is not writable ({exc.strerror or exc}): choose another path or fix "
+            "its permissions",
+            path=p,
+        ) from exc
+    return p
+
+
+def check_output_file(
+    path: str | Path, suffixes: dict[str, str], what: str = "output file"
+) -> Path:
+    """Check an output file's path before any work: a known suffix (the format comes from
+    it), not a folder, and a writable parent folder (created when absent); returns it.
+
+    Args:
+        path: the file to be written.
+        suffixes: the accepted suffixes (lower case, with the dot) and what each writes.
+
+    Raises:
+        InputError: an unknown or missing suffix (the accepted ones are listed), a folder
+            at ``path``, or a parent folder that cannot be written.
+    """
+    from nvp.errors import InputError
+
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        known = ", ".join(f"{k} ({v})" for k, v in suffixes.items())
+        got = f"{p.suffix!r}" if p.suffix else "no suffix"
+        raise InputError(
+            f"cannot tell the output format from {got}; end the name with one of {known}",
+            path=p,
+        )
+    if p.is_dir():
+        raise InputError(f"is a folder: give a file name for the {what}", path=p)
+    check_output_dir(p.parent if str(p.parent) else Path("."), f"folder of the {what}")
+    return p

@@ -20,6 +20,7 @@ stream) raise :class:`nvp.errors.InputError` naming the file.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import operator
 import os
@@ -36,6 +37,8 @@ import numpy as np
 
 from nvp.errors import InputError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "FrameReader",
     "VideoInfo",
@@ -47,6 +50,9 @@ __all__ = [
 
 #: Container formats for output suffixes that FFmpeg does not guess on its own.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+#: Video outputs nvp writes (H.264 + AAC), by suffix, for up-front checks of output paths.
+OUTPUT_SUFFIXES = {".mp4": "MP4", ".m4v": "MP4", ".mov": "QuickTime", ".mkv": "Matroska"}
 
 #: Demuxers (FFmpeg names) that seek by an index of timestamped packets, so that the
 #: frames decoded after a seek carry their true timestamps. MPEG program/transport
@@ -93,17 +99,51 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise InputError(f"cannot open file ({exc.strerror or exc})", path=path) from exc
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an earlier writer of ``path`` left when it was killed
+    (``.<stem>.partial-<pid>-<id><suffix>`` whose process is gone); files of a writer that is
+    still running, and of other outputs, are left alone. Returns the files deleted."""
+    final = Path(path)
+    gone = []
+    for f in final.parent.glob(f".{final.stem}.partial-*{final.suffix}"):
+        tag = f.name[len(f".{final.stem}.partial-") :].split("-", 1)[0]
+        if tag.isdigit() and (int(tag) == os.getpid() or _pid_alive(int(tag))):
+            continue
+        try:
+            f.unlink()
+            gone.append(f)
+        except OSError:
+            pass
+    if gone:
+        log.info("removed %d partial file(s) of an interrupted earlier run: %s", len(gone), gone)
+    return gone
+
+
 @contextmanager
 def _temp_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary name keeps the suffix of ``path`` (FFmpeg chooses the container format
     from it) and is removed when the block raises, so ``path`` is either the complete new
-    file or whatever it was before.
+    file or whatever it was before. It carries the process id, so that a later writer of
+    ``path`` deletes what a killed one left (:func:`remove_stale_partials`).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.partial-{uuid.uuid4().hex[:12]}{final.suffix}")
+    remove_stale_partials(final)
+    tmp = final.with_name(
+        f".{final.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{final.suffix}"
+    )
     try:
         yield tmp
         os.replace(tmp, final)

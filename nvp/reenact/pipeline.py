@@ -434,13 +434,17 @@ def reenact(
     """Render ``target`` speaking ``audio`` into the mp4 ``out`` (see the module docstring).
 
     Raises:
-        InputError: unreadable audio, silence / no speech, audio shorter than one feature
+        InputError: an output path whose format is unknown (suffix) or whose folder cannot be
+            written, unreadable audio, silence / no speech, audio shorter than one feature
             window, a missing source video for full-frame output. Nothing is left at
-            ``out`` unless the whole video was written.
+            ``out`` unless the whole video was written; an interrupted run starts again from
+            the beginning when rerun (its partial file is removed then).
     """
     from nvp.io.audio import iter_audio
-    from nvp.io.video import write_video
+    from nvp.io.files import check_output_file
+    from nvp.io.video import OUTPUT_SUFFIXES, write_video
 
+    check_output_file(out, OUTPUT_SUFFIXES, "video")
     t_start = time.perf_counter()
     timer = Timer()
     with timer("check"):

@@ -10,8 +10,9 @@ A target is a folder made by ``nvp make-target``::
 
 and a reference to the target's sequence store (``store.path`` in ``target.json``; stores
 are large, so they are not copied). ``target.json`` records the store's source-video hash,
-face-model hash and audio-feature signature; :func:`load_target` checks that every part
-agrees:
+face-model hash and audio-feature signature, and the content hash of each of the three
+files; :func:`load_target` checks that no file changed since it was made (a file altered in
+place is named, not used) and that every part agrees:
 
 * the mapping was fitted for this A2E checkpoint (its hash),
 * the A2E checkpoint's face model is the store's (same basis and UVs as the renderer saw),
@@ -56,9 +57,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _checkpoint_file(path: str | Path, what: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt"
+    from nvp.training import run_checkpoint
+
+    p = run_checkpoint(path)  # a run directory: its best (else last) checkpoint
     if not p.is_file():
         raise InputError(f"{what} checkpoint not found", path=p)
     return p
@@ -244,7 +245,12 @@ def make_target(
         "name": name or st.name,
         "store": _store_info(st),
         "a2e": {"file": "a2e.ckpt", "hash": bundle.hash, "source": str(bundle.path)},
-        "mapping": {"file": "mapping.npz", "source": str(mapping), "report": meta.get("report")},
+        "mapping": {
+            "file": "mapping.npz",
+            "sha256": file_sha256(out / "mapping.npz"),
+            "source": str(mapping),
+            "report": meta.get("report"),
+        },
         "renderer": {
             "file": "renderer.ckpt",
             "sha256": file_sha256(out / "renderer.ckpt"),
@@ -253,6 +259,35 @@ def make_target(
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))  # last: marks complete
     return out
+
+
+#: The parts of a target whose content hash ``target.json`` records, and the hash's key.
+HASHED_PARTS = (("a2e", "hash"), ("mapping", "sha256"), ("renderer", "sha256"))
+
+
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Check every part of a target against the content hash ``target.json`` records for it
+    (targets made before a part's hash was recorded skip that part).
+
+    Raises:
+        InputError: a part is missing, or its content changed since ``nvp make-target``
+            (names the file, the recorded and the actual hash).
+    """
+    for part, key in HASHED_PARTS:
+        entry = manifest.get(part) or {}
+        want = entry.get(key)
+        f = folder / entry.get("file", f"{part}")
+        if not f.is_file():
+            raise InputError(f"the target's {part} file is missing", path=f)
+        if not want:
+            continue
+        got = file_sha256(f, len(want))
+        if got != want:
+            raise InputError(
+                f"this file was altered after `nvp make-target` (sha256 {got}, target.json "
+                f"records {want}): restore it, or rebuild the target with `nvp make-target`",
+                path=f,
+            )
 
 
 def load_target(path: str | Path, device: str = "auto", store: str | Path | None = None) -> Target:
@@ -264,7 +299,8 @@ def load_target(path: str | Path, device: str = "auto", store: str | Path | None
         store: use this store path instead of the recorded one (e.g. after moving it).
 
     Raises:
-        InputError: not a target, a part missing, or parts that do not belong together.
+        InputError: not a target, a part missing or altered since it was made (content
+            hashes), or parts that do not belong together.
     """
     p = Path(path)
     if p.name == MANIFEST:
@@ -288,6 +324,7 @@ def load_target(path: str | Path, device: str = "auto", store: str | Path | None
     want = manifest["store"].get("source_sha256")
     if want and st.attrs.get("source", {}).get("sha256") != want:
         raise InputError("this store was built from another video than the target's", path=spath)
+    verify_files(p, manifest)
     dev = resolve_device(device)
     bundle = load_a2e(p / manifest["a2e"]["file"], map_location="cpu")
     from nvp.a2e.target import load_mapping

@@ -10,6 +10,7 @@ frames one process with batch W x b sees.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -23,20 +24,35 @@ from nvp.render.config import RenderDataConfig
 from nvp.tracking.landmarks import FACE_MISSING
 
 
+class ItemKey(NamedTuple):
+    """A training item as :class:`EpochPermutation` yields it: the item, and where it stands
+    in the global list of its epoch (which fixes its random crop)."""
+
+    index: int
+    epoch: int
+    position: int
+
+
 class RendererFrames(Dataset):
     """Frames of a split of one store.
 
     Items are dicts: ``image`` (3, H, W) float32 in [-1, 1], ``uv`` (H, W, 2) float32
     (-1 on background), ``face`` (1, H, W) float32 face mask, ``mouth`` (1, H, W) float32,
-    ``expression`` (K,) float32 tracked coefficients, ``frame`` int64. With ``crop`` > 0
-    every image array is cut at the same random square.
+    ``expression`` (K,) float32 tracked coefficients, ``frame`` int64, ``crop_xy`` (2,) int64
+    (the crop's top-left corner, 0 without crops). With ``crop`` > 0 every image array is cut
+    at the same random square.
+
+    Items are read by index or by :class:`ItemKey`. For a key, the crop is drawn from
+    ``(seed, epoch, position)``: the same on a rerun and after resuming, independent of the
+    data-loader workers, and, under DDP (where each rank reads other positions of the same
+    global list), different on every rank, equal to the crops of one process with the whole
+    batch. For a plain index, from the dataset's own generator (a fresh crop per read).
 
     Args:
         store: path of a finished sequence store.
         frames: frame indices of the items.
         crop: side of random crops (0 = full frames).
-        seed: crop positions come from ``seed``, the epoch-independent item index and a
-            per-call counter (a fresh crop every time an item is read).
+        seed: seed of the crop positions.
     """
 
     def __init__(self, store: str | Path, frames: np.ndarray, crop: int = 0, seed: int = 0):
@@ -44,6 +60,7 @@ class RendererFrames(Dataset):
         self.frames = np.asarray(frames, dtype=np.int64)
         self.crop = crop
         self._store: SequenceStore | None = None
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -55,17 +72,23 @@ class RendererFrames(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | ItemKey | tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            i, epoch, position = (int(v) for v in key)
+            rng = np.random.default_rng([self.seed, epoch, position])
+        else:
+            i, rng = int(key), self._rng
         t = int(self.frames[i])
         s = self.store
         img = np.asarray(s["frames"][t])
         uv = np.asarray(s["uv"][t]).astype(np.float32)
         mask = np.asarray(s["mask"][t])
+        y = x = 0
         if self.crop:
             h, w = mask.shape
             c = min(self.crop, h, w)
-            y = int(self._rng.integers(0, h - c + 1))
-            x = int(self._rng.integers(0, w - c + 1))
+            y = int(rng.integers(0, h - c + 1))
+            x = int(rng.integers(0, w - c + 1))
             img, uv, mask = (
                 img[y : y + c, x : x + c],
                 uv[y : y + c, x : x + c],
@@ -79,11 +102,13 @@ class RendererFrames(Dataset):
             "mouth": torch.from_numpy((mask == 2).astype(np.float32))[None],
             "expression": torch.from_numpy(np.asarray(s["expression"][t], np.float32)),
             "frame": torch.tensor(t, dtype=torch.int64),
+            "crop_xy": torch.tensor([x, y], dtype=torch.int64),
         }
 
 
 class EpochPermutation(EpochSeeded):
-    """A fresh random permutation of ``n`` items per epoch, drawn from ``seed + epoch``.
+    """A fresh random permutation of ``n`` items per epoch, drawn from ``seed + epoch``; with
+    ``keys`` the items come as :class:`ItemKey` (index, epoch, position in the epoch's list).
 
     A sampler of its own rather than ``shuffle=True``: under DDP every rank takes the items
     r, r + W, r + 2W, ... of the same permutation (:class:`nvp.data.sampling.StridedShard`),
@@ -93,12 +118,16 @@ class EpochPermutation(EpochSeeded):
     see the epochs' orders it would have seen without the interruption.
     """
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, *, keys: bool = False) -> None:
         super().__init__(seed)
         self.n = int(n)
+        self.keys = keys
 
-    def draw(self, generator: torch.Generator) -> list[int]:
-        return torch.randperm(self.n, generator=generator).tolist()
+    def draw(self, generator: torch.Generator) -> list:
+        perm = torch.randperm(self.n, generator=generator).tolist()
+        if not self.keys:
+            return perm
+        return [ItemKey(i, self.drawn_epoch, pos) for pos, i in enumerate(perm)]
 
     def __len__(self) -> int:
         return self.n
@@ -149,7 +178,9 @@ class RendererDataModule(pl.LightningDataModule):
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.batch_size,
-            sampler=shard_for(EpochPermutation(len(self.train_set), self.seed), self.trainer),
+            sampler=shard_for(
+                EpochPermutation(len(self.train_set), self.seed, keys=True), self.trainer
+            ),
             num_workers=self.cfg.num_workers,
             generator=g,
             persistent_workers=self.cfg.num_workers > 0,
