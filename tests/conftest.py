@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,25 @@ def make_tiny_target(dataset: Path, out: Path, renderer: Path | None = None) -> 
     bundle = ["--store", str(store), "--a2e", str(a2e_run), "--renderer", str(renderer)]
     assert main(["make-target", *bundle, "--out", str(target)]) == 0
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_target(a2e_dataset, tmp_path_factory) -> Path:
+    """A TARGET folder: tiny A2E over the generated corpus, tiny renderer on one talker
+    (shared by the reenactment and reliability tests; tests that alter it work on a copy)."""
+    return make_tiny_target(a2e_dataset, tmp_path_factory.mktemp("target"))
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """3.1 s of speech at 22.05 kHz (espeak-ng when installed, else a synthetic voice)."""
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    if shutil.which("espeak-ng"):
+        from nvp.reenact.tts import synthesize
+
+        return synthesize("The quick brown fox jumps over the lazy dog.", path)
+    from nvp.io import write_wav
+    from nvp.io.synthetic import speech_audio
+
+    write_wav(path, speech_audio(3.1, 22050, seed=5), 22050)
+    return path

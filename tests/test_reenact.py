@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_target
 
 from nvp.cli import main
 from nvp.errors import InputError, MissingDependencyError
 from nvp.io.audio import load_audio, write_wav
+from nvp.io.files import file_sha256
 from nvp.io.synthetic import speech_audio
 from nvp.io.video import iter_frames, probe
 from nvp.reenact.config import ReenactConfig, TTSConfig
@@ -24,24 +24,6 @@ from nvp.reenact.target import check_compatible, load_target
 HAS_ESPEAK = shutil.which("espeak-ng") is not None
 #: The synthetic voice (used where espeak-ng is missing) is hardly speech to the VAD.
 SPEECH_CHECK = [] if HAS_ESPEAK else ["min_speech_seconds=0"]
-
-
-@pytest.fixture(scope="module")
-def tiny_target(a2e_dataset, tmp_path_factory) -> Path:
-    """A TARGET folder: tiny A2E over the generated corpus, tiny renderer on one talker."""
-    return make_tiny_target(a2e_dataset, tmp_path_factory.mktemp("target"))
-
-
-@pytest.fixture(scope="module")
-def speech_wav(tmp_path_factory) -> Path:
-    """3.1 s of speech at 22.05 kHz (espeak-ng when installed, else a synthetic voice)."""
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    if HAS_ESPEAK:
-        from nvp.reenact.tts import synthesize
-
-        return synthesize("The quick brown fox jumps over the lazy dog.", path)
-    write_wav(path, speech_audio(3.1, 22050, seed=5), 22050)
-    return path
 
 
 def test_pingpong():
@@ -91,6 +73,12 @@ def test_target_bundle_and_checks(tiny_target, tmp_path):
         face_model=b.face_model,
         source={"note": "retrained"},
     )
+    with pytest.raises(InputError, match=r"a2e\.ckpt: this file was altered after"):
+        load_target(broken, device="cpu")
+    # ... and with target.json naming the new file: the mapping belongs to another one
+    m = json.loads((broken / "target.json").read_text())
+    m["a2e"]["hash"] = file_sha256(broken / "a2e.ckpt")
+    (broken / "target.json").write_text(json.dumps(m))
     with pytest.raises(InputError, match="fitted for A2E checkpoint"):
         load_target(broken, device="cpu")
     assert main(["reenact", "--target", str(broken), "--audio", "x.wav", "--out", "o.mp4"]) == 1

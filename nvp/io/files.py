@@ -72,7 +72,7 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
         raise InputError(f"is a file, not a folder: choose another {what}", path=p)
     try:
         p.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as exc:  # a parent is a file
+    except (FileExistsError, NotADirectoryError) as exc:  # a parent is a file
         raise InputError(f"cannot create the {what}: a parent is a file", path=p) from exc
     except OSError as exc:
         raise InputError(
