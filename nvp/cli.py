@@ -600,6 +600,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nvp {args.command}: interrupted; {AFTER_INTERRUPT[args.command]}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
