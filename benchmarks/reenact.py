@@ -20,14 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nvp.cli import main as nvp  # noqa: E402
 from nvp.config import CONF_DIR  # noqa: E402
 from nvp.data.store import find_stores  # noqa: E402
-
-
-def ok(argv: list[str]) -> None:
-    if nvp(argv) != 0:
-        raise SystemExit(f"nvp {' '.join(argv)} failed")
+from nvp.stages import run_stage  # noqa: E402
 
 
 def main() -> None:
@@ -66,57 +61,40 @@ def main() -> None:
     for size in args.sizes:
         ds = out / f"ds{size}"
         if not find_stores(ds):
-            ok(
-                [
-                    "preprocess",
-                    str(data / "video" / "hdtf" / args.clip),
-                    "--out",
-                    str(ds),
-                    f"crop.size={size}",
-                ]
-            )
-            ok(["build-face-model", str(ds)])
+            clip = data / "video" / "hdtf" / args.clip
+            r = run_stage("preprocess", cli=[f"crop.size={size}"], inputs=[clip], out=ds)
+            if r.failed:
+                raise SystemExit(r.failed[0].message)
+            run_stage("build-face-model", dataset=ds)
         store = find_stores(ds)[0]
         a2e = out / f"a2e{size}"
         if not list(a2e.glob("a2e-*/checkpoints/last.ckpt")):
-            ok(
-                [
-                    "train-a2e",
-                    str(ds),
-                    "--config",
-                    str(CONF_DIR / "a2e" / "tiny.yaml"),
-                    f"out={a2e}",
-                    "trainer.max_steps=1",
-                ]
-            )
+            tiny = CONF_DIR / "a2e" / "tiny.yaml"
+            run_stage("train-a2e", tiny, cli=[f"out={a2e}", "trainer.max_steps=1"], dataset=ds)
         for conv in args.convs:
             r = out / f"render{size}-{conv}"
             if not list(r.glob("render-*/checkpoints/last.ckpt")):
-                ok(
-                    [
-                        "train-renderer",
-                        str(store),
+                run_stage(
+                    "train-renderer",
+                    cli=[
                         f"out={r}",
                         f"renderer.conv={conv}",
                         "trainer.max_steps=1",
                         "trainer.enable_progress_bar=false",
                         "trainer.limit_val_batches=0",
-                    ]
+                    ],
+                    store=store,
                 )
             tdir = out / f"target{size}-{conv}"
             if not (tdir / "target.json").exists():
-                ok(
-                    [
-                        "make-target",
-                        "--store",
-                        str(store),
-                        "--a2e",
-                        str(next(a2e.glob("a2e-*"))),
-                        "--renderer",
-                        str(next(r.glob("render-*"))),
-                        "--out",
-                        str(tdir),
-                    ]
+                run_stage(
+                    "make-target",
+                    out=tdir,
+                    store=store,
+                    a2e=next(a2e.glob("a2e-*")),
+                    renderer=next(r.glob("render-*")),
+                    mapping=None,
+                    name=None,
                 )
             t = load_target(tdir, device=args.device)
             for output in args.outputs:

@@ -71,6 +71,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from nvp.config import CONF_DIR, atomic_write_text, dotlist_keys, load, to_object  # noqa: E402
 from nvp.errors import NvpError  # noqa: E402
+from nvp.stages import TRAINING, Metric  # noqa: E402
 from nvp.training import run_checkpoint  # noqa: E402
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
@@ -82,57 +83,24 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
-class Metric:
-    key: str
-    """Column of ``logs/metrics.csv``."""
-    label: str
-    higher_is_better: bool
-    fmt: str = ".3f"
-
-
-@dataclass(frozen=True)
 class Stage:
+    """A training stage as the ablation uses it (from :data:`nvp.stages.TRAINING`)."""
+
     name: str
+    """The prefix of its layers in ``conf/experiment/`` (``a2e``, ``render``)."""
     schema: type
     base: tuple[str, ...]
     metrics: tuple[Metric, ...]
     monitor: Metric
-    """The best checkpoint's criterion (as in ``nvp.*.train``)."""
+    """The best checkpoint's criterion (the stage's)."""
+    stage: Any = None
+    """The :class:`nvp.stages.Stage`."""
 
 
 def _stages() -> dict[str, Stage]:
-    from nvp.a2e.config import A2EConfig
-    from nvp.render.config import RenderConfig
-
-    mouth = Metric("val/vertex_rms_mouth_mm", "mouth RMS (mm)", False)
-    psnr = Metric("val/psnr", "PSNR (dB)", True, ".2f")
     return {
-        "a2e": Stage(
-            "a2e",
-            A2EConfig,
-            ("a2e/default.yaml",),
-            (
-                Metric("val/vertex_rms_mm", "vertex RMS (mm)", False),
-                mouth,
-                Metric("val/mouth_opening_r", "mouth-opening r", True),
-            ),
-            mouth,
-        ),
-        "render": Stage(
-            "render",
-            RenderConfig,
-            ("render/cpu.yaml",),
-            (
-                psnr,
-                Metric("val/psnr_face", "face PSNR (dB)", True, ".2f"),
-                Metric("val/psnr_mouth", "mouth PSNR (dB)", True, ".2f"),
-                Metric("val/sharpness", "face sharpness", True, ".2f"),
-                Metric("val/colour_l2", "colour l2", False, ".4f"),
-                Metric("val/colour_l2_face", "face colour l2", False, ".4f"),
-                Metric("val/ssim", "SSIM", True, ".4f"),
-            ),
-            psnr,
-        ),
+        prefix: Stage(prefix, st.schema_class, (st.default_config,), st.metrics, st.monitor, st)
+        for prefix, st in TRAINING.items()
     }
 
 
@@ -320,13 +288,8 @@ def flat_config(cfg: DictConfig, data: Path) -> dict[str, Any]:
 
 def train_variant(stage: str, data: Path, cfg: DictConfig) -> Path:
     """One training run (in this process); returns its run directory."""
-    if stage == "a2e":
-        from nvp.a2e.train import train_a2e
-
-        return train_a2e(data, cfg)
-    from nvp.render.train import train_renderer
-
-    return train_renderer(data, cfg)
+    st = TRAINING[stage]
+    return st.run(cfg, **{st.inputs[0]: data})
 
 
 def _float(s: str | None) -> float | None:

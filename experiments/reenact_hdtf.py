@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nvp.cli import main as nvp  # noqa: E402
 from nvp.data.store import find_stores  # noqa: E402
 from nvp.reenact.lips import audio_files  # noqa: E402
+from nvp.stages import run_stage  # noqa: E402
 
 
 def stage(name: str, done: bool, fn) -> float:
@@ -47,12 +47,6 @@ def stage(name: str, done: bool, fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def run(argv: list[str]) -> None:
-    code = nvp(argv)
-    if code != 0:
-        raise SystemExit(f"nvp {' '.join(argv)} failed ({code})")
 
 
 def main() -> None:
@@ -104,28 +98,28 @@ def main() -> None:
     times["preprocess"] = stage(
         "preprocess",
         len(find_stores(ds)) >= n_videos,
-        lambda: run(["preprocess", *map(str, clips), "--out", str(ds), f"crop.size={args.size}"]),
+        lambda: run_stage("preprocess", cli=[f"crop.size={args.size}"], inputs=clips, out=ds),
     )
     times["face_model"] = stage(
         "build-face-model",
         (ds / "face_model.npz").exists(),
-        lambda: run(["build-face-model", str(ds)]),
+        lambda: run_stage("build-face-model", dataset=ds),
     )
     a2e_root = out / "a2e"
     times["train_a2e"] = stage(
         "train-a2e",
         bool(list(a2e_root.glob("a2e-*/checkpoints/last.ckpt"))),
-        lambda: run(
-            [
-                "train-a2e",
-                str(ds),
+        lambda: run_stage(
+            "train-a2e",
+            cli=[
                 f"out={a2e_root}",
                 f"trainer.max_time={hhmmss(args.a2e_minutes)}",
                 "trainer.accelerator=cpu",
                 "trainer.devices=1",
                 "trainer.enable_progress_bar=false",
                 *args.a2e_set,
-            ]
+            ],
+            dataset=ds,
         ),
     )
     store = ds / f"{args.target}.zarr"
@@ -133,17 +127,17 @@ def main() -> None:
     times["train_renderer"] = stage(
         "train-renderer",
         bool(list(r_root.glob("render-*/checkpoints/last.ckpt"))),
-        lambda: run(
-            [
-                "train-renderer",
-                str(store),
+        lambda: run_stage(
+            "train-renderer",
+            cli=[
                 f"out={r_root}",
                 f"trainer.max_time={hhmmss(args.render_minutes)}",
                 "trainer.max_epochs=1000",
                 "trainer.enable_progress_bar=false",
                 "data.crop=0",
                 *args.render_set,
-            ]
+            ],
+            store=store,
         ),
     )
     target = out / "target"
@@ -152,27 +146,21 @@ def main() -> None:
     times["make_target"] = stage(
         "make-target",
         (target / "target.json").exists(),
-        lambda: run(
-            [
-                "make-target",
-                "--store",
-                str(store),
-                "--a2e",
-                str(a2e_run),
-                "--renderer",
-                str(r_run),
-                "--out",
-                str(target),
-            ]
+        lambda: run_stage(
+            "make-target",
+            out=target,
+            store=store,
+            a2e=a2e_run,
+            renderer=r_run,
+            mapping=None,
+            name=None,
         ),
     )
     report = out / "evaluation"
     times["evaluate"] = stage(
         "evaluate",
         (report / "metrics.json").exists(),
-        lambda: run(
-            ["evaluate", "--target", str(target), "--out", str(report), "--split", args.split]
-        ),
+        lambda: run_stage("evaluate", overrides={"split": args.split}, target=target, out=report),
     )
     audio = (
         Path(args.audio) if args.audio else sorted((data / "audio" / "librispeech").glob("*"))[0]
@@ -183,35 +171,16 @@ def main() -> None:
     times["reenact"] = stage(
         "reenact",
         mp4.exists(),
-        lambda: run(
-            [
-                "reenact",
-                "--target",
-                str(target),
-                "--audio",
-                str(audio),
-                "--out",
-                str(mp4),
-                "--side-by-side",
-            ]
+        lambda: run_stage(
+            "reenact", overrides={"side_by_side": True}, target=target, audio=audio, out=mp4
         ),
     )
     mp4_full = out / f"reenact_{audio.stem}_full.mp4"
     times["reenact_full"] = stage(
         "reenact (full frame)",
         mp4_full.exists(),
-        lambda: run(
-            [
-                "reenact",
-                "--target",
-                str(target),
-                "--audio",
-                str(audio),
-                "--out",
-                str(mp4_full),
-                "--output",
-                "full",
-            ]
+        lambda: run_stage(
+            "reenact", overrides={"output": "full"}, target=target, audio=audio, out=mp4_full
         ),
     )
     cross = out / "cross_speaker"
@@ -219,16 +188,11 @@ def main() -> None:
         times["cross_speaker"] = stage(
             "evaluate --audio (cross-speaker lip motion)",
             (cross / "cross_speaker.json").exists(),
-            lambda: run(
-                [
-                    "evaluate",
-                    "--target",
-                    str(target),
-                    "--out",
-                    str(cross),
-                    "--audio",
-                    *map(str, audio_files(args.voices)),
-                ]
+            lambda: run_stage(
+                "evaluate",
+                overrides={"audio": [str(a) for a in audio_files(args.voices)]},
+                target=target,
+                out=cross,
             ),
         )
     from nvp.reenact.evaluate import video_sync_proxy

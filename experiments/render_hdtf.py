@@ -23,11 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nvp.cli import main as nvp  # noqa: E402
 from nvp.config import load  # noqa: E402
 from nvp.data.store import find_stores  # noqa: E402
 from nvp.render.config import RenderConfig  # noqa: E402
 from nvp.render.train import train_renderer  # noqa: E402
+from nvp.stages import run_stage  # noqa: E402
 
 
 def main() -> None:
@@ -44,23 +44,11 @@ def main() -> None:
     out = Path(args.out)
     ds = out / "dataset"
     if not find_stores(ds):
-        assert (
-            nvp(
-                [
-                    "preprocess",
-                    str(clip),
-                    "--out",
-                    str(ds),
-                    f"crop.size={args.size}",
-                    "audio.name=mel",
-                    "split.train=10",
-                    "split.val=1",
-                    "split.test=0",
-                ]
-            )
-            == 0
-        )
-        assert nvp(["build-face-model", str(ds)]) == 0
+        pre = [f"crop.size={args.size}", "audio.name=mel"]
+        split = ["split.train=10", "split.val=1", "split.test=0"]
+        r = run_stage("preprocess", cli=[*pre, *split], inputs=[clip], out=ds)
+        assert not r.failed, r.failed
+        run_stage("build-face-model", dataset=ds)
     store = find_stores(ds)[0]
     mins = int(args.minutes)
     secs = round((args.minutes - mins) * 60)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,105 +41,51 @@ def _overrides_only(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _load(
-    schema,
-    default_yaml: str | None,
-    args: argparse.Namespace,
-    cli: list[str],
-    flags: dict | None = None,
-):
-    """defaults <- ``default_yaml`` <- ``--config`` files <- explicit option ``flags`` (None
-    values left out) <- ``key=value`` overrides; prints the result with ``--dry-run``."""
-    from nvp.config import load, to_object, to_yaml
+def _load(stage: str, args: argparse.Namespace, cli: list[str], flags: dict | None = None):
+    """The stage's config: its default layer <- ``--config`` files <- explicit option
+    ``flags`` (None values left out) <- ``key=value`` overrides; printed with ``--dry-run``."""
+    from nvp.config import to_yaml
+    from nvp.stages import STAGES
 
-    files = ([default_yaml] if default_yaml else []) + list(args.config or [])
     overrides = {k: v for k, v in (flags or {}).items() if v is not None}
-    cfg = load(schema, *files, overrides=overrides, cli=cli)
-    obj = to_object(cfg)
+    cfg = STAGES[stage].config(*(args.config or []), overrides=overrides, cli=cli)
     if args.dry_run:
         print(to_yaml(cfg), end="")
-    return cfg, obj
+    return cfg
+
+
+def _run(stage: str, cfg, **inputs):
+    from nvp.stages import STAGES
+
+    return STAGES[stage].run(cfg, **inputs)
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from nvp.config import PreprocessConfig, make_run_dir
-    from nvp.data.preprocess import preprocess, result_dict, results_table
-    from nvp.io.files import check_output_dir
+    from nvp.data.preprocess import results_table
 
     paths, overrides = _split_overrides(args.inputs)
-    cfg, obj = _load(PreprocessConfig, "preprocess/default.yaml", args, overrides)
+    cfg = _load("preprocess", args, overrides)
     if args.dry_run:
         return 0
-    if not paths:
-        raise InputError("no input video or folder given")
-    check_output_dir(args.out, "dataset folder")
-    run = make_run_dir(args.out, "preprocess", cfg)
-    t0 = time.perf_counter()
-    results = preprocess(paths, args.out, obj)
-    print(results_table(results))
-    failed = [r for r in results if r.status == "failed"]
-    (run / "results.json").write_text(json.dumps([result_dict(r) for r in results], indent=2))
-    done = sum(r.status == "done" for r in results)
-    print(
-        f"{done} built, {sum(r.status == 'skipped' for r in results)} unchanged, "
-        f"{len(failed)} failed in {time.perf_counter() - t0:.1f} s; dataset: {args.out} "
-        f"(run log {run})"
-    )
-    return 1 if failed else 0
+    r = _run("preprocess", cfg, inputs=paths, out=args.out)
+    print(results_table(r.results))
+    print(r.summary())
+    return 1 if r.failed else 0
 
 
 def cmd_build_face_model(args: argparse.Namespace) -> int:
-    from nvp.config import FaceModelConfig, make_run_dir
-    from nvp.data.preprocess import refit_store
-    from nvp.data.store import (
-        FACE_MODEL_FILE,
-        SequenceStore,
-        find_stores,
-        store_lock,
-        write_manifest,
-    )
-    from nvp.io.files import check_output_dir
-    from nvp.io.lock import writer_lock
-    from nvp.tracking.basis import learn_basis
-    from nvp.tracking.face_model import template_face_model
-
-    dataset = Path(args.dataset)
-    cfg, obj = _load(FaceModelConfig, "face_model/default.yaml", args, _overrides_only(args))
+    cfg = _load("build-face-model", args, _overrides_only(args))
     if args.dry_run:
         return 0
-    if not dataset.is_dir():
-        raise InputError("dataset folder not found", path=dataset)
-    check_output_dir(dataset, "dataset folder")
-    with writer_lock(dataset / FACE_MODEL_FILE, what="face model"):
-        # a store interrupted inside an earlier refit is consistent but for its expression
-        # width: opened without that check, and refitted below
-        stores = [SequenceStore(p, require_complete=False) for p in find_stores(dataset)]
-        if not stores:
-            raise InputError(
-                "no finished sequence stores (run `nvp preprocess` first)", path=dataset
-            )
-        run = make_run_dir(dataset, "build-face-model", cfg)
-        start = template_face_model()
-        model, report = learn_basis(stores, start, obj)
-        for line in report.lines():
-            print(line)
-        path = model.save(dataset / FACE_MODEL_FILE)
-        (run / "report.json").write_text(json.dumps(model.info, indent=2))
-        print(f"face model {model.hash} (K = {model.n_components}) -> {path}")
-        for s in stores:
-            with store_lock(s.path):
-                cur = SequenceStore(s.path, require_complete=False)
-                fm = cur.attrs.get("face_model", {})
-                if (
-                    fm.get("hash") == model.hash
-                    and cur["expression"].shape[1] == model.n_components
-                ):
-                    print(f"  {s.name}: already fitted with this model")
-                    continue
-                t0 = time.perf_counter()
-                refit_store(s.path, model, obj.tracking, obj.raster)
-            print(f"  {s.name}: refitted {s.n_frames} frames in {time.perf_counter() - t0:.1f} s")
-        write_manifest(dataset)
+    r = _run("build-face-model", cfg, dataset=args.dataset)
+    for line in r.report_lines:
+        print(line)
+    print(f"face model {r.model.hash} (K = {r.model.n_components}) -> {r.path}")
+    for name, frames, seconds in r.refits:
+        if seconds is None:
+            print(f"  {name}: already fitted with this model")
+        else:
+            print(f"  {name}: refitted {frames} frames in {seconds:.1f} s")
     return 0
 
 
@@ -154,26 +99,18 @@ def _print_run(run: Path) -> None:
 
 
 def cmd_train_a2e(args: argparse.Namespace) -> int:
-    from nvp.a2e.config import A2EConfig
-    from nvp.a2e.train import train_a2e
-
-    cfg, _ = _load(A2EConfig, "a2e/default.yaml", args, _overrides_only(args))
+    cfg = _load("train-a2e", args, _overrides_only(args))
     if args.dry_run:
         return 0
-    run = train_a2e(args.dataset, cfg)
-    _print_run(run)
+    _print_run(_run("train-a2e", cfg, dataset=args.dataset))
     return 0
 
 
 def cmd_train_renderer(args: argparse.Namespace) -> int:
-    from nvp.render.config import RenderConfig
-    from nvp.render.train import train_renderer
-
-    cfg, _ = _load(RenderConfig, "render/cpu.yaml", args, _overrides_only(args))
+    cfg = _load("train-renderer", args, _overrides_only(args))
     if args.dry_run:
         return 0
-    run = train_renderer(args.store, cfg)
-    _print_run(run)
+    _print_run(_run("train-renderer", cfg, store=args.store))
     return 0
 
 
@@ -204,23 +141,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_target(args: argparse.Namespace) -> int:
-    from nvp.a2e.checkpoint import load_a2e
-    from nvp.a2e.config import FitTargetConfig
-    from nvp.a2e.target import fit_target, mapping_path, save_mapping
-    from nvp.data.store import SequenceStore
-
-    _, obj = _load(FitTargetConfig, None, args, _overrides_only(args))
+    cfg = _load("fit-target", args, _overrides_only(args))
     if args.dry_run:
         return 0
-    bundle = load_a2e(args.checkpoint)
-    store = SequenceStore(args.target)
-    result = fit_target(bundle, store, obj)
-    path = save_mapping(
-        Path(args.out) if args.out else mapping_path(store, bundle), result, bundle, store, obj
-    )
-    r = result["report"]
+    path, r = _run("fit-target", cfg, checkpoint=args.checkpoint, store=args.target, out=args.out)
     print(
-        f"mapping ({obj.mode}, ridge {obj.ridge:g}) fitted on {r.n_fit} frames in "
+        f"mapping ({cfg.mode}, ridge {cfg.ridge:g}) fitted on {r.n_fit} frames in "
         f"{r.seconds:.2f} s -> {path}\n"
         f"held-out frames ({r.n_eval}): vertex RMS {r.vertex_rms_mm:.3f} mm, mouth "
         f"{r.vertex_rms_mouth_mm:.3f} mm, mouth-opening r = {r.mouth_opening_r:.3f}\n"
@@ -252,9 +178,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_make_target(args: argparse.Namespace) -> int:
-    from nvp.reenact.target import MANIFEST, make_target
+    from nvp.reenact.target import MANIFEST
 
-    out = make_target(args.out, args.store, args.a2e, args.renderer, args.mapping, name=args.name)
+    out = _run(
+        "make-target",
+        None,
+        out=args.out,
+        store=args.store,
+        a2e=args.a2e,
+        renderer=args.renderer,
+        mapping=args.mapping,
+        name=args.name,
+    )
     m = json.loads((out / MANIFEST).read_text())
     st = m["store"]
     print(
@@ -275,20 +210,7 @@ def _reenact_flags(args: argparse.Namespace) -> dict:
     }
 
 
-def _check_video_out(path: str) -> None:
-    from nvp.io.files import check_output_file
-    from nvp.io.video import OUTPUT_SUFFIXES
-
-    check_output_file(path, OUTPUT_SUFFIXES, "video")
-
-
-def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
-    from nvp.reenact.pipeline import reenact
-    from nvp.reenact.target import load_target
-
-    _check_video_out(args.out)
-    target = load_target(args.target, device=cfg.device)
-    r = reenact(target, audio, args.out, cfg)
+def _print_reenact(r, target) -> int:
     print(r.table())
     print(
         f"{r.n_frames} frames ({r.duration_s:.2f} s of audio, {r.speech_s:.2f} s speech) at "
@@ -300,41 +222,26 @@ def _run_reenact(args: argparse.Namespace, audio: Path, cfg) -> int:
 
 
 def cmd_reenact(args: argparse.Namespace) -> int:
-    from nvp.reenact.config import ReenactConfig
-
-    _, cfg = _load(ReenactConfig, None, args, _overrides_only(args), _reenact_flags(args))
+    cfg = _load("reenact", args, _overrides_only(args), _reenact_flags(args))
     if args.dry_run:
         return 0
-    return _run_reenact(args, Path(args.audio), cfg)
+    return _print_reenact(
+        *_run("reenact", cfg, target=args.target, audio=Path(args.audio), out=args.out)
+    )
 
 
 def cmd_say(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from nvp.reenact.config import ReenactConfig
-    from nvp.reenact.tts import synthesize
-
     flags = _reenact_flags(args)
     flags["tts"] = {k: v for k, v in {"voice": args.voice}.items() if v}
-    _, cfg = _load(ReenactConfig, None, args, _overrides_only(args), flags)
+    cfg = _load("say", args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
-    _check_video_out(args.out)
-    with tempfile.TemporaryDirectory(prefix="nvp-say-") as tmp:
-        wav = synthesize(args.text, Path(tmp) / "speech.wav", cfg.tts)
-        if args.keep_wav:
-            import shutil
-
-            shutil.copyfile(wav, Path(args.out).with_suffix(".wav"))
-        return _run_reenact(args, wav, cfg)
+    return _print_reenact(
+        *_run("say", cfg, target=args.target, text=args.text, out=args.out, keep_wav=args.keep_wav)
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nvp.metrics.detect import check_backend
-    from nvp.reenact.config import EvaluateConfig
-    from nvp.reenact.evaluate import evaluate
-    from nvp.reenact.target import load_target
-
     # ``--audio A B key=value``: the list swallows trailing overrides; give them back
     audio = [a for a in args.audio or [] if "=" not in a or Path(a).exists()]
     args.overrides = [a for a in args.audio or [] if a not in audio] + list(args.overrides)
@@ -344,31 +251,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "landmarks": args.landmarks,
         "audio": audio or None,
     }
-    _, cfg = _load(EvaluateConfig, None, args, _overrides_only(args), flags)
+    cfg = _load("evaluate", args, _overrides_only(args), flags)
     if args.dry_run:
         return 0
-    check_backend(cfg.landmarks)
-    from nvp.io.files import check_output_dir
-
-    check_output_dir(args.out, "report folder")
-    if cfg.audio:
-        from nvp.reenact.lips import audio_files
-
-        cfg.audio = [str(p) for p in audio_files(cfg.audio)]  # folders: their audio files
-        if not cfg.audio:
-            raise InputError("no audio files in the given --audio folders")
-    target = load_target(args.target, device=cfg.device)
-    if cfg.audio:
-        from nvp.reenact.evaluate import evaluate_cross_speaker
-
-        text = evaluate_cross_speaker(target, cfg, args.out)
-        print(text)
+    result = _run("evaluate", cfg, target=args.target, out=args.out)
+    if isinstance(result, str):  # the cross-speaker report
+        print(result)
         print(f"report: {Path(args.out) / 'cross_speaker.md'}")
         return 0
-    report = evaluate(target, cfg, args.out)
     from nvp.reenact.evaluate import markdown_report
 
-    print(markdown_report(report))
+    print(markdown_report(result))
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from nvp.errors import InputError
+from nvp.stages import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,6 @@ SENTENCES = [
     ),
 ]
 NEW_SENTENCE = "Hello! I never said this sentence before, yet here I am, saying it to you."
-
-
-def _run(argv: list[str]) -> None:
-    from nvp.cli import main
-
-    if main(argv) != 0:
-        raise InputError(f"demo stage `nvp {argv[0]}` failed (see above)")
 
 
 def run_demo(
@@ -107,11 +101,24 @@ def run_demo(
         target_name = None
 
     ds = out / "dataset"
-    stage(
-        "preprocess",
-        lambda: _run(["preprocess", *map(str, inputs), "--out", str(ds), f"crop.size={size}"]),
-    )
-    stage("build-face-model", lambda: _run(["build-face-model", str(ds)]))
+
+    def preprocess() -> None:
+        from nvp.data.preprocess import results_table
+
+        r = run_stage("preprocess", cli=(f"crop.size={size}",), inputs=inputs, out=ds)
+        print(results_table(r.results))
+        print(r.summary())
+        if r.failed:
+            raise InputError("demo stage preprocess failed (see above)")
+
+    stage("preprocess", preprocess)
+
+    def face_model() -> None:
+        r = run_stage("build-face-model", dataset=ds)
+        print("\n".join(r.report_lines))
+        print(f"face model {r.model.hash} (K = {r.model.n_components}) -> {r.path}")
+
+    stage("build-face-model", face_model)
     stores = find_stores(ds)
     store = next((s for s in stores if s.stem == target_name), stores[0])
     from nvp.data.inspect import contact_sheet
@@ -119,39 +126,30 @@ def run_demo(
 
     sheet = contact_sheet(SequenceStore(store), out / "contact_sheet.png")
     print(f"contact sheet of the target store (landmarks, UV, mouth mask): {sheet}")
-    quiet = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=1"]
-    stage(
-        "train-a2e",
-        lambda: _run(
-            [
-                "train-a2e",
-                str(ds),
-                "--config",
-                str(CONF_DIR / "a2e" / "tiny.yaml"),
-                f"out={out / 'runs'}",
-                f"trainer.max_epochs={a2e_epochs}",
-                f"optim.decay_epochs={max(1, a2e_epochs // 2)}",
-                "optim.lr=1e-3",
-                *quiet,
-            ]
-        ),
-    )
-    stage(
-        "train-renderer",
-        lambda: _run(
-            [
-                "train-renderer",
-                str(store),
-                "--config",
-                str(CONF_DIR / "render" / "demo.yaml"),
-                f"out={out / 'runs'}",
-                f"trainer.max_epochs={render_epochs}",
-                *quiet,
-            ]
-        ),
-    )
-    a2e_run = sorted((out / "runs").glob("a2e-*"))[-1]
-    r_run = sorted((out / "runs").glob("render-*"))[-1]
+    quiet = ("trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=1")
+    runs: dict[str, Path] = {}
+
+    def train_a2e() -> None:
+        a2e_cli = (
+            f"out={out / 'runs'}",
+            f"trainer.max_epochs={a2e_epochs}",
+            f"optim.decay_epochs={max(1, a2e_epochs // 2)}",
+            "optim.lr=1e-3",
+            *quiet,
+        )
+        runs["a2e"] = run_stage(
+            "train-a2e", CONF_DIR / "a2e" / "tiny.yaml", cli=a2e_cli, dataset=ds
+        )
+        print(f"run directory: {runs['a2e']}")
+
+    def train_renderer() -> None:
+        r_cli = (f"out={out / 'runs'}", f"trainer.max_epochs={render_epochs}", *quiet)
+        demo_yaml = CONF_DIR / "render" / "demo.yaml"
+        runs["render"] = run_stage("train-renderer", demo_yaml, cli=r_cli, store=store)
+        print(f"run directory: {runs['render']}")
+
+    stage("train-a2e", train_a2e)
+    stage("train-renderer", train_renderer)
     target = out / "target"
     if (target / "target.json").exists():
         import shutil
@@ -159,62 +157,67 @@ def run_demo(
         shutil.rmtree(target)
     stage(
         "make-target (fit mapping)",
-        lambda: _run(
-            [
+        lambda: print(
+            "target ->",
+            run_stage(
                 "make-target",
-                "--store",
-                str(store),
-                "--a2e",
-                str(a2e_run),
-                "--renderer",
-                str(r_run),
-                "--out",
-                str(target),
-            ]
+                out=target,
+                store=store,
+                a2e=runs["a2e"],
+                renderer=runs["render"],
+                mapping=None,
+                name=None,
+            ),
         ),
     )
     mp4 = out / "say.mp4"
+
+    def show(result) -> None:
+        r, _ = result
+        print(r.table())
+        print(f"{r.n_frames} frames at {r.frames_per_s:.2f} frames/s -> {r.out}")
+
     if video is None:
         stage(
             "say (TTS -> reenactment)",
-            lambda: _run(
-                [
+            lambda: show(
+                run_stage(
                     "say",
-                    "--target",
-                    str(target),
-                    NEW_SENTENCE,
-                    "--out",
-                    str(mp4),
-                    "--side-by-side",
-                    "--keep-wav",
-                ]
+                    overrides={"side_by_side": True},
+                    target=target,
+                    text=NEW_SENTENCE,
+                    out=mp4,
+                    keep_wav=True,
+                )
             ),
         )
     else:
         stage(
             "reenact (the video's own audio)",
-            lambda: _run(
-                [
+            lambda: show(
+                run_stage(
                     "reenact",
-                    "--target",
-                    str(target),
-                    "--audio",
-                    str(video),
-                    "--out",
-                    str(mp4),
-                    "--side-by-side",
-                    "min_speech_seconds=0",
-                ]
+                    overrides={"side_by_side": True, "min_speech_seconds": 0},
+                    target=target,
+                    audio=video,
+                    out=mp4,
+                )
             ),
         )
     report = out / "report"
-    stage("evaluate", lambda: _run(["evaluate", "--target", str(target), "--out", str(report)]))
+
+    def evaluate() -> None:
+        from nvp.reenact.evaluate import markdown_report
+
+        print(markdown_report(run_stage("evaluate", target=target, out=report)))
+
+    stage("evaluate", evaluate)
     driving = mp4.with_suffix(".wav") if video is None else Path(video)
     cross = report / "cross_speaker"
     stage(
         "lip motion of the new speech",
-        lambda: _run(
-            ["evaluate", "--target", str(target), "--out", str(cross), "--audio", str(driving)]
+        lambda: print(
+            run_stage("evaluate", overrides={"audio": [str(driving)]}, target=target, out=cross)
         ),
     )
     lm = json.loads((report / "metrics.json").read_text()).get("lip_motion", {})

@@ -50,17 +50,17 @@ import yaml
 from omegaconf import OmegaConf
 
 from nvp.config import atomic_write_text, load, to_object
-from nvp.errors import ConfigError, InputError
+from nvp.errors import ConfigError, InputError, NvpError
+from nvp.stages import STAGES, TRAINING, run_command
 from nvp.training import RUN_DIR_ENV, wandb_api_key_configured
 
 #: Environment variable the sweep commands take the dataset (or target store) from.
 DATASET_ENV = "NVP_SWEEP_DATASET"
 
-#: nvp training commands a sweep may run: subcommand -> (schema "module:Class", default YAML).
-#: The defaults mirror ``nvp.cli`` (cmd_train_a2e, cmd_train_renderer).
+#: nvp training commands a sweep may run: subcommand -> (schema "module:Class", default YAML),
+#: from the stage table.
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "train-a2e": ("nvp.a2e.config:A2EConfig", "a2e/default.yaml"),
-    "train-renderer": ("nvp.render.config:RenderConfig", "render/cpu.yaml"),
+    s.name: (s.schema, s.default_config) for s in TRAINING.values() if s.schema
 }
 
 #: W&B's command when a sweep gives none.
@@ -350,8 +350,9 @@ def read_metric(run_dir: Path, name: str) -> list[float]:
 def run_trial(command: Sequence[str], run_dir: Path, *, isolate: bool = False) -> str | None:
     """Run one trial with ``NVP_RUN_DIR=run_dir`` (the training writes exactly there).
 
-    An nvp command runs in this process (no interpreter start-up) unless ``isolate``; anything
-    else, or with ``isolate``, runs as a subprocess.
+    An nvp stage command runs in this process through :func:`nvp.stages.run_command` (no
+    interpreter start-up) unless ``isolate``; anything else, or with ``isolate``, runs as a
+    subprocess.
 
     Returns:
         None on success, else the error (exit status or exception).
@@ -360,20 +361,21 @@ def run_trial(command: Sequence[str], run_dir: Path, *, isolate: bool = False) -
         TrialInterrupted: on Ctrl-C (Lightning turns it into ``SystemExit``).
     """
     argv = nvp_argv(command)
-    if argv is not None and not isolate:
-        from nvp.cli import main
-
+    if argv is not None and not isolate and argv and argv[0] in STAGES:
         old = os.environ.get(RUN_DIR_ENV)
         os.environ[RUN_DIR_ENV] = str(run_dir)
         try:
             with _sigint_seen() as seen:
-                code = main(argv)
+                run_command(argv)
         except KeyboardInterrupt as exc:
             raise TrialInterrupted("interrupted") from exc
-        except SystemExit as exc:  # Lightning's answer to Ctrl-C, or argparse's to bad args
+        except SystemExit as exc:  # Lightning's answer to Ctrl-C
             if seen():
                 raise TrialInterrupted("interrupted") from exc
             return f"exit status {exc.code}"
+        except NvpError as exc:  # a bad setting or input of this trial
+            print(f"nvp {argv[0]}: error: {exc}", file=sys.stderr)
+            return f"error: {exc}"
         except Exception as exc:  # a crash of one trial does not end the sweep
             return f"{type(exc).__name__}: {exc}"
         finally:
@@ -381,9 +383,7 @@ def run_trial(command: Sequence[str], run_dir: Path, *, isolate: bool = False) -
                 os.environ.pop(RUN_DIR_ENV, None)
             else:
                 os.environ[RUN_DIR_ENV] = old
-        if code == 130:
-            raise TrialInterrupted("interrupted")
-        return None if code == 0 else f"exit status {code}"
+        return None
     env = dict(os.environ, **{RUN_DIR_ENV: str(run_dir)})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = list(command)

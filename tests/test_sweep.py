@@ -16,6 +16,7 @@ from nvp.cli import main
 from nvp.config import CONF_DIR, load, to_object
 from nvp.data.store import find_stores
 from nvp.errors import ConfigError
+from nvp.stages import STAGES
 from nvp.sweep import (
     DATASET_ENV,
     TRAIN_COMMANDS,
@@ -59,11 +60,10 @@ def test_sweep_file_is_valid(path):
             for part in key.split("."):
                 got = got[part]
             assert got == pytest.approx(v)
-    # The metric is the one the training monitors (the best checkpoint's).
-    train_src = (
-        REPO / "nvp" / ("a2e" if sub == "train-a2e" else "render") / "train.py"
-    ).read_text()
-    assert f'"{cfg["metric"]["name"]}"' in train_src
+    # The metric is the one the training monitors (the best checkpoint's), in its direction.
+    monitor = STAGES[sub].monitor
+    assert cfg["metric"]["name"] == monitor.key
+    assert cfg["metric"]["goal"] == ("maximize" if monitor.higher_is_better else "minimize")
 
 
 def test_validation_names_the_problem():
@@ -168,8 +168,12 @@ def _dataset_env(monkeypatch):
 
 
 def test_trial_errors_are_failures_not_interrupts(tmp_path):
-    assert run_trial(["nvp", "train-renderer", "x", "--bogus"], tmp_path / "t") == "exit status 2"
-    assert run_trial(["nvp", "train-renderer", str(tmp_path / "missing.zarr")], tmp_path / "u")
+    err = run_trial(["nvp", "train-renderer", "x", "--bogus"], tmp_path / "t")
+    assert err == "error: nvp train-renderer: option --bogus not supported here (use key=value)"
+    err = run_trial(["nvp", "train-renderer", str(tmp_path / "missing.zarr")], tmp_path / "u")
+    assert err.startswith("error: ") and "missing.zarr: sequence store not found" in err
+    err = run_trial(["nvp", "train-renderer", "x", "crop.szie=1"], tmp_path / "v")
+    assert "unknown config key 'crop.szie'" in err
 
 
 @pytest.fixture(scope="module")

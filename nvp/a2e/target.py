@@ -25,9 +25,11 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
 from nvp.a2e.checkpoint import A2EBundle
 from nvp.a2e.config import FitTargetConfig
@@ -316,6 +318,31 @@ def load_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if offset.shape != (M.shape[0],):
         raise InputError(f"offset {offset.shape} does not fit the map {M.shape}", path=path)
     return M.astype(np.float32), offset.astype(np.float32), meta
+
+
+def fit_target_file(
+    cfg: Any, checkpoint: str | Path, store: str | Path, out: str | Path | None = None
+) -> tuple[Path, FitReport]:
+    """The ``fit-target`` stage: fit a target store's map for an A2E checkpoint and save it.
+
+    Args:
+        cfg: a resolved :class:`FitTargetConfig` (``DictConfig`` or the dataclass).
+        checkpoint: the A2E checkpoint or run directory (its best checkpoint).
+        store: the target's sequence store.
+        out: the mapping file; default beside the store, named by the checkpoint's hash.
+
+    Returns:
+        The mapping file and the fit's report (held-out errors against the baseline).
+    """
+    from nvp.a2e.checkpoint import load_a2e
+    from nvp.config import to_object
+
+    obj = to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    bundle = load_a2e(checkpoint)
+    st = SequenceStore(store)
+    result = fit_target(bundle, st, obj)
+    path = save_mapping(Path(out) if out else mapping_path(st, bundle), result, bundle, st, obj)
+    return path, result["report"]
 
 
 def _short(sig: dict | None) -> str:

@@ -17,6 +17,7 @@ from nvp.a2e.data import A2EDataModule
 from nvp.a2e.module import Audio2ExpressionModule
 from nvp.config import to_object
 from nvp.errors import InputError
+from nvp.stages import STAGES
 from nvp.training import (
     check_batch_size,
     config_tags,
@@ -28,13 +29,9 @@ from nvp.training import (
 
 log = logging.getLogger(__name__)
 
-#: W&B tags from the A2E ablation axes (see :func:`nvp.training.config_tags`).
-A2E_TAGS = {
-    "net.temporal_filter": lambda v: "filter" if v else "no-filter",
-    "loss.space": "loss:{}",
-    "loss.temporal_weight": lambda v: None if v else "no-temporal-loss",
-    "loss.mouth_factor": lambda v: "no-mouth-weight" if v == 1 else None,
-}
+#: The stage (config, monitor, tags); its W&B tag rules under their former name.
+STAGE = STAGES["train-a2e"]
+A2E_TAGS = STAGE.tag_rules
 
 
 class MouthOpeningPlot(Callback):
@@ -139,7 +136,7 @@ def train_a2e(
     ckpt_path = resolve_resume(c.resume)
     sig = dm.feature_signature
     audio = sig.get("name") if isinstance(sig, dict) else None
-    tags = ["a2e", *config_tags(cfg, A2E_TAGS), *([f"audio:{audio}"] if audio else [])]
+    tags = [STAGE.tag, *config_tags(cfg, A2E_TAGS), *([f"audio:{audio}"] if audio else [])]
     with shared_run_dir(c.out, c.name, cfg) as run, finish_wandb():
         log.info("run directory: %s", run)
         trainer = make_trainer(
@@ -150,8 +147,8 @@ def train_a2e(
                 MouthOpeningPlot(run / "samples"),
                 *(callbacks or []),
             ],
-            monitor="val/vertex_rms_mouth_mm" if has_val else None,
-            mode="min",
+            monitor=STAGE.monitor.key if has_val else None,
+            mode=STAGE.monitor.mode,
             config=cfg,
             tags=tags,
         )

@@ -9,10 +9,16 @@ OmegaConf merges do not re-run ``__post_init__``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from nvp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: (rows, logits) of the authors' precomputed DeepSpeech windows.
+PRECOMPUTED_SHAPE = (16, 29)
 
 #: Allowed values of :attr:`AudioFeatureConfig.stride`.
 STRIDES = ("video", "50hz")
@@ -118,4 +124,25 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError(
             f"audio.whisper_device must be one of {list(WHISPER_DEVICES)}, "
             f"got {cfg.whisper_device!r}"
+        )
+
+
+def check_precomputed_config(cfg: AudioFeatureConfig | Any) -> None:
+    """Precomputed windows are the authors' 16-row, video-rate DeepSpeech windows.
+
+    Raises:
+        ConfigError: if ``name``, ``window`` or ``stride`` say otherwise.
+    """
+    if cfg.name != "deepspeech" or cfg.window != PRECOMPUTED_SHAPE[0] or cfg.stride != "video":
+        raise ConfigError(
+            "audio.precomputed holds the authors' DeepSpeech windows (16 rows at the video "
+            "rate, 29 logits); set audio.name=deepspeech, audio.window=16 and "
+            f"audio.stride=video (got name={cfg.name!r}, window={cfg.window}, "
+            f"stride={cfg.stride!r})"
+        )
+    if cfg.pad != "zero":
+        log.warning(
+            "audio.pad=%r is ignored for precomputed features: the authors' windows are "
+            "zero-padded at the sequence ends",
+            cfg.pad,
         )

@@ -246,7 +246,7 @@ def feature_signature(cfg: AudioFeatureConfig | Any) -> dict[str, Any]:
     """
     validate_config(cfg)
     if cfg.precomputed:
-        from nvp.audio.windows import PRECOMPUTED_SHAPE, check_precomputed_config
+        from nvp.audio.config import PRECOMPUTED_SHAPE, check_precomputed_config
 
         check_precomputed_config(cfg)
         return {

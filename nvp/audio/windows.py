@@ -37,14 +37,18 @@ from typing import Any
 import numpy as np
 
 from nvp.audio._common import SAMPLE_RATE, as_mono_float32
-from nvp.audio.config import STRIDES, AudioFeatureConfig, validate_config
+from nvp.audio.config import (
+    PRECOMPUTED_SHAPE,
+    STRIDES,
+    AudioFeatureConfig,
+    check_precomputed_config,
+    validate_config,
+)
 from nvp.audio.features import FeatureExtractor, config_dict, make_extractor
-from nvp.errors import ConfigError, InputError
+from nvp.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: (window, D) of one frame in the authors' precomputed DeepSpeech layout.
-PRECOMPUTED_SHAPE = (16, 29)
 #: Audio / video duration mismatch (seconds) above which extract_windows warns.
 DURATION_TOLERANCE_S = 1.0
 
@@ -239,27 +243,6 @@ def extract_windows(
         stride=cfg.stride,
         pad=cfg.pad,
     )
-
-
-def check_precomputed_config(cfg: AudioFeatureConfig | Any) -> None:
-    """Precomputed windows are the authors' 16-row, video-rate DeepSpeech windows.
-
-    Raises:
-        ConfigError: if ``name``, ``window`` or ``stride`` say otherwise.
-    """
-    if cfg.name != "deepspeech" or cfg.window != PRECOMPUTED_SHAPE[0] or cfg.stride != "video":
-        raise ConfigError(
-            "audio.precomputed holds the authors' DeepSpeech windows (16 rows at the video "
-            "rate, 29 logits); set audio.name=deepspeech, audio.window=16 and "
-            f"audio.stride=video (got name={cfg.name!r}, window={cfg.window}, "
-            f"stride={cfg.stride!r})"
-        )
-    if cfg.pad != "zero":
-        log.warning(
-            "audio.pad=%r is ignored for precomputed features: the authors' windows are "
-            "zero-padded at the sequence ends",
-            cfg.pad,
-        )
 
 
 def load_precomputed(

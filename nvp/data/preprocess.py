@@ -42,6 +42,7 @@ from nvp.data.store import (
     SequenceStore,
     StoreWriter,
     create_array,
+    find_stores,
     store_lock,
     swap_in,
     time_splits,
@@ -654,6 +655,112 @@ def preprocess(
             results = [by_index[i] for i in range(len(paths))]
     write_manifest(dataset)
     return results
+
+
+@dataclass
+class PreprocessRun:
+    """What ``nvp preprocess`` did: one result per video, the run log folder, wall seconds."""
+
+    results: list[VideoResult]
+    run_dir: Path
+    seconds: float
+
+    @property
+    def failed(self) -> list[VideoResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def summary(self) -> str:
+        n = {s: sum(r.status == s for r in self.results) for s in ("done", "skipped", "failed")}
+        return (
+            f"{n['done']} built, {n['skipped']} unchanged, {n['failed']} failed in "
+            f"{self.seconds:.1f} s; dataset: {self.run_dir.parent.parent} (run log {self.run_dir})"
+        )
+
+
+def run_preprocess(cfg: Any, inputs: list[str | Path], out: str | Path) -> PreprocessRun:
+    """The ``preprocess`` stage: :func:`preprocess` with a run log folder
+    (``out/runs/preprocess-<time>/``: the resolved ``config.yaml`` and ``results.json``).
+
+    Args:
+        cfg: a resolved :class:`PreprocessConfig` (``DictConfig``).
+        inputs: video files or folders of videos.
+        out: the dataset folder.
+
+    Raises:
+        InputError: no inputs, or an output folder that cannot be written.
+    """
+    from nvp.config import make_run_dir, to_object
+
+    if not inputs:
+        raise InputError("no input video or folder given")
+    check_output_dir(out, "dataset folder")
+    run = make_run_dir(out, "preprocess", cfg)
+    t0 = time.perf_counter()
+    results = preprocess(list(inputs), out, to_object(cfg))
+    (run / "results.json").write_text(json.dumps([result_dict(r) for r in results], indent=2))
+    return PreprocessRun(results, run, time.perf_counter() - t0)
+
+
+@dataclass
+class FaceModelRun:
+    """What ``nvp build-face-model`` did."""
+
+    model: FaceModel
+    report_lines: list[str]
+    path: Path
+    refits: list[tuple[str, int, float | None]]
+    """(store, frames, seconds) per store; seconds None = already fitted with this model."""
+    run_dir: Path
+
+
+def build_face_model(cfg: Any, dataset: str | Path) -> FaceModelRun:
+    """The ``build-face-model`` stage: learn the expression basis over a dataset's stores,
+    write ``face_model.npz`` and refit every store with it (under the dataset's face-model
+    lock and each store's writer lock).
+
+    Args:
+        cfg: a resolved :class:`~nvp.config.FaceModelConfig` (``DictConfig``).
+        dataset: the dataset folder.
+
+    Raises:
+        InputError: no dataset folder, no finished stores, or a folder that cannot be written.
+    """
+    from nvp.config import make_run_dir, to_object
+    from nvp.io.lock import writer_lock
+    from nvp.tracking.basis import learn_basis
+
+    obj = to_object(cfg)
+    dataset = Path(dataset)
+    if not dataset.is_dir():
+        raise InputError("dataset folder not found", path=dataset)
+    check_output_dir(dataset, "dataset folder")
+    with writer_lock(dataset / FACE_MODEL_FILE, what="face model"):
+        # a store interrupted inside an earlier refit is consistent but for its expression
+        # width: opened without that check, and refitted below
+        stores = [SequenceStore(p, require_complete=False) for p in find_stores(dataset)]
+        if not stores:
+            raise InputError(
+                "no finished sequence stores (run `nvp preprocess` first)", path=dataset
+            )
+        run = make_run_dir(dataset, "build-face-model", cfg)
+        model, report = learn_basis(stores, template_face_model(), obj)
+        path = model.save(dataset / FACE_MODEL_FILE)
+        (run / "report.json").write_text(json.dumps(model.info, indent=2))
+        refits: list[tuple[str, int, float | None]] = []
+        for s in stores:
+            with store_lock(s.path):
+                cur = SequenceStore(s.path, require_complete=False)
+                fm = cur.attrs.get("face_model", {})
+                k = cur["expression"].shape[1]
+                if fm.get("hash") == model.hash and k == model.n_components:
+                    refits.append((s.name, s.n_frames, None))
+                    continue
+                t0 = time.perf_counter()
+                refit_store(s.path, model, obj.tracking, obj.raster)
+                refits.append((s.name, s.n_frames, time.perf_counter() - t0))
+                log.info("%s: refitted %d frames", s.name, s.n_frames)
+        write_manifest(dataset)
+    return FaceModelRun(model, list(report.lines()), path, refits, run)
 
 
 def results_table(results: list[VideoResult]) -> str:

@@ -35,10 +35,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from nvp.audio.windows import prepare_audio
 from nvp.config import atomic_write_text
+from nvp.errors import InputError
 from nvp.metrics import DLIB68, MouthLandmarkDistance, mediapipe_layout
 from nvp.metrics.detect import detect_landmarks
 from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
@@ -511,3 +513,34 @@ def video_sync_proxy(path: str | Path, max_lag: int = 5) -> dict[str, Any]:
     audio = load_audio(path, 16000)
     lag, r, _ = sync_proxy(fill_nan(op), audio, 16000, info.fps, max_lag)
     return {"lag": int(lag), "r": float(r), "frames": len(op), "frames_with_face": found}
+
+
+def evaluate_target(cfg: Any, target: str | Path, out: str | Path) -> dict[str, Any] | str:
+    """The ``evaluate`` stage: self-reenactment metrics of a TARGET folder on its held-out
+    frames (:func:`evaluate`; returns the report dict), or with ``cfg.audio`` (files or
+    folders of driving voices) the cross-speaker lip-motion report
+    (:func:`evaluate_cross_speaker`; returns its Markdown). Files go to the folder ``out``.
+
+    Raises:
+        InputError: a report folder that cannot be written, ``cfg.audio`` folders without
+            audio files, or a target that does not load.
+        MissingDependencyError: the landmark detector of ``cfg.landmarks`` is not installed.
+    """
+    from nvp.config import to_object
+    from nvp.io.files import check_output_dir
+    from nvp.metrics.detect import check_backend
+    from nvp.reenact.target import load_target
+
+    obj = to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    check_backend(obj.landmarks)
+    check_output_dir(out, "report folder")
+    if obj.audio:
+        from nvp.reenact.lips import audio_files
+
+        obj.audio = [str(p) for p in audio_files(obj.audio)]  # folders: their audio files
+        if not obj.audio:
+            raise InputError("no audio files in the given --audio folders")
+    tgt = load_target(target, device=obj.device)
+    if obj.audio:
+        return evaluate_cross_speaker(tgt, obj, out)
+    return evaluate(tgt, obj, out)

@@ -31,10 +31,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
@@ -525,3 +527,28 @@ def reenact(
     secs["encode"] = max(0.0, write_s - inner)
     secs["total"] = time.perf_counter() - t_start
     return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs, upscale)
+
+
+def reenact_target(
+    cfg: Any, target: str | Path, audio: str | Path, out: str | Path
+) -> tuple[ReenactResult, Target]:
+    """The ``reenact`` stage: load and check a TARGET folder, then :func:`reenact`.
+
+    Args:
+        cfg: a resolved :class:`ReenactConfig` (``DictConfig`` or the dataclass).
+        target: the TARGET folder.
+        audio: the driving audio (any format FFmpeg reads).
+        out: the video file to write (``.mp4``, ``.mov``, ``.mkv``).
+
+    Returns:
+        The result (frames, timings, upscale) and the loaded target.
+    """
+    from nvp.config import to_object
+    from nvp.io.files import check_output_file
+    from nvp.io.video import OUTPUT_SUFFIXES
+    from nvp.reenact.target import load_target
+
+    obj = to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    check_output_file(out, OUTPUT_SUFFIXES, "video")
+    tgt = load_target(target, device=obj.device)
+    return reenact(tgt, audio, out, obj), tgt

@@ -14,8 +14,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig
 
 from nvp.errors import InputError, MissingDependencyError
 from nvp.reenact.config import TTSConfig
@@ -89,3 +91,24 @@ def synthesize(text: str, out_wav: str | Path, cfg: TTSConfig | None = None) -> 
         shutil.copyfile(wav, tmp_out)
         tmp_out.replace(out_wav)
     return out_wav
+
+
+def say(cfg: Any, target: str | Path, text: str, out: str | Path, keep_wav: bool = False):
+    """The ``say`` stage: speak ``text`` with the TTS of ``cfg.tts``, then reenact ``target``
+    with it (:func:`nvp.reenact.pipeline.reenact_target`); with ``keep_wav`` the speech is
+    kept as ``out`` with the suffix ``.wav``. Returns what ``reenact_target`` returns."""
+    import shutil
+    import tempfile
+
+    from nvp.config import to_object
+    from nvp.io.files import check_output_file
+    from nvp.io.video import OUTPUT_SUFFIXES
+    from nvp.reenact.pipeline import reenact_target
+
+    obj = to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    check_output_file(out, OUTPUT_SUFFIXES, "video")
+    with tempfile.TemporaryDirectory(prefix="nvp-say-") as tmp:
+        wav = synthesize(text, Path(tmp) / "speech.wav", obj.tts)
+        if keep_wav:
+            shutil.copyfile(wav, Path(out).with_suffix(".wav"))
+        return reenact_target(obj, target, wav, out)

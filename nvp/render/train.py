@@ -16,6 +16,7 @@ from nvp.data.store import SequenceStore
 from nvp.render.config import RenderConfig
 from nvp.render.data import RendererDataModule
 from nvp.render.module import NeuralRendererModule, SampleGrid
+from nvp.stages import STAGES
 from nvp.training import (
     check_batch_size,
     config_tags,
@@ -27,13 +28,9 @@ from nvp.training import (
 
 log = logging.getLogger(__name__)
 
-#: W&B tags from the renderer's ablation axes (see :func:`nvp.training.config_tags`).
-RENDER_TAGS = {
-    "renderer.conv": "conv:{}",
-    "renderer.norm": "norm:{}",
-    "blend": lambda v: None if v else "no-blend",
-    "loss.vgg_weight": lambda v: None if v else "no-vgg",
-}
+#: The stage (config, monitor, tags); its W&B tag rules under their former name.
+STAGE = STAGES["train-renderer"]
+RENDER_TAGS = STAGE.tag_rules
 
 
 def train_renderer(
@@ -74,10 +71,10 @@ def train_renderer(
             run,
             c.trainer,
             [SampleGrid(run / "samples"), *(callbacks or [])],
-            monitor="val/psnr" if has_val else None,
-            mode="max",
+            monitor=STAGE.monitor.key if has_val else None,
+            mode=STAGE.monitor.mode,
             config=cfg,
-            tags=["renderer", *config_tags(cfg, RENDER_TAGS)],
+            tags=[STAGE.tag, *config_tags(cfg, RENDER_TAGS)],
         )
         check_batch_size(trainer, c.data.batch_size, c.data.global_batch_size)
         torch.set_float32_matmul_precision("high")
