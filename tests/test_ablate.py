@@ -12,7 +12,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from nvp.a2e.config import A2EConfig
-from nvp.cli import main as nvp
 from nvp.config import CONF_DIR, dotlist_keys, load, to_object
 from nvp.errors import ConfigError
 from nvp.render.config import RenderConfig
@@ -99,28 +98,13 @@ def _smoke_covered() -> set[Path]:
     return covered
 
 
-def test_uncovered_experiments_two_steps(request, tmp_path):
-    """Two CPU steps (tiny config) of each layer that no existing smoke test runs. The smoke
-    tests pick up every ``a2e_*`` / ``render_*`` file, so this is usually empty; it catches
-    a layer that falls outside their globs."""
+def test_every_experiment_layer_is_smoke_tested():
+    """Each ``conf/experiment/`` layer runs two training steps in a smoke test
+    (``test_a2e_train.py`` / ``test_render_train.py`` collect them by glob); a layer outside
+    their globs would go untested, so it is named here."""
     covered = _smoke_covered()
-    todo = [e for e in EXPERIMENTS if e.resolve() not in covered]
-    for exp in todo:
-        stage = _stage(exp)
-        out = tmp_path / exp.stem
-        if stage == "a2e":
-            data = request.getfixturevalue("a2e_dataset")
-            args = ["train-a2e", str(data), "--config", str(exp), "--config"]
-            args += [str(CONF_DIR / "a2e/tiny.yaml"), f"out={out}", "trainer.max_steps=2"]
-        else:
-            from nvp.data.store import find_stores
-
-            store = find_stores(request.getfixturevalue("tiny_dataset"))[0]
-            args = ["train-renderer", str(store), "--config", str(exp), "--config"]
-            args += [str(CONF_DIR / "render/tiny.yaml"), f"out={out}"]
-        assert nvp(args) == 0, exp.name
-        (run,) = list(out.iterdir())
-        assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(covered) >= len(EXPERIMENTS) > 20
+    assert [e.name for e in EXPERIMENTS if e.resolve() not in covered] == []
 
 
 # ------------------------------------------------------------------------------ ablate.py

@@ -30,7 +30,6 @@ from nvp.audio import (
 from nvp.audio.deepspeech import (
     deepspeech_input_vector,
     speech_features_mfcc,
-    speech_filterbank,
 )
 from nvp.audio.whisper import WhisperEncoderExtractor
 from nvp.audio.windows import window_centres
@@ -344,12 +343,6 @@ class TestDeepSpeech:
         blocks = vec.reshape(50, 19, 26)
         np.testing.assert_array_equal(blocks[1:, 8], blocks[:-1, 9])
         np.testing.assert_array_equal(blocks[0, :9], blocks[0, :9][0:1].repeat(9, 0))
-
-    def test_filterbank(self):
-        fb = speech_filterbank()
-        assert fb.shape == (26, 257)
-        assert np.all(fb >= 0) and np.all(fb.max(axis=1) <= 1.0)
-        assert np.all(np.argmax(fb, axis=1)[1:] > np.argmax(fb, axis=1)[:-1])
 
 
 class TestRegistry:

@@ -48,6 +48,19 @@ def test_known_offset_on_synthetic_clip(k):
     assert np.nanmax(np.delete(curve, k + 5)) < r
 
 
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_unrelated_speech_scores_low(seed):
+    """The proxy must not find sync where there is none: the same mouth against another
+    clip's speech (same syllable statistics, other timing) stays far below a synced pair."""
+    from nvp.io.synthetic import mouth_opening, speech_audio
+
+    fps, sr, seconds = 25.0, 16000, 6.0
+    mouth = mouth_opening(np.arange(int(seconds * fps)) / fps, seconds=seconds, seed=4)
+    _, r_synced, _ = sync_proxy(mouth, speech_audio(seconds, sr, seed=4), sr, fps, max_lag=5)
+    _, r, curve = sync_proxy(mouth, speech_audio(seconds, sr, seed=seed), sr, fps, max_lag=5)
+    assert r < 0.45 < r_synced and np.nanmax(np.abs(curve)) < 0.45
+
+
 def test_metric_accumulates():
     m = SyncProxy(max_lag=2)
     t = np.arange(100)

@@ -12,13 +12,8 @@ import zarr
 
 from nvp.cli import main
 from nvp.config import PreprocessConfig, load, make_run_dir, to_object
-from nvp.data.preprocess import (
-    crop_squares,
-    cut_crop,
-    landmarks_to_crop,
-    preprocess,
-    store_names,
-)
+from nvp.data.crop import crop_squares, cut_crop, landmarks_to_crop
+from nvp.data.preprocess import preprocess, store_names
 from nvp.data.store import MANIFEST, SequenceStore, find_stores, time_splits
 from nvp.errors import ConfigError
 from nvp.tracking.landmarks import LandmarkDetector

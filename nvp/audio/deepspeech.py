@@ -13,7 +13,7 @@ layout that code produces (see :mod:`nvp.audio.windows`):
    ``python_speech_features.mfcc(pcm, 16000, numcep=26)`` does: pre-emphasis 0.97,
    rectangular window, 512-point FFT power spectrum / 512, 26 triangular mel filters over
    0-8 kHz, natural log, orthonormal DCT-II, cepstral lifter 22, c0 replaced by the log
-   frame energy (restated in numpy by :func:`speech_features_mfcc`);
+   frame energy (:func:`speech_features_mfcc`);
 3. every second MFCC frame kept (50 Hz, the BiRNN stride);
 4. 9 frames of context on each side (zero frames beyond the ends), flattened to
    19 * 26 = 494 values per step;
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 from pathlib import Path
 from typing import Any
 
@@ -56,42 +55,13 @@ _DOWNLOAD_HINT = (
 )
 
 
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-def speech_filterbank(
-    n_filters: int = 26, n_fft: int = 512, sample_rate: int = 16000
-) -> np.ndarray:
-    """Triangular mel filters over 0 .. sample_rate / 2 on FFT bins, as python_speech_features.
-
-    Returns:
-        (n_filters, n_fft // 2 + 1) float64 filter weights (peak 1, not area-normalised).
-    """
-    mel_points = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_filters + 2)
-    bins = np.floor((n_fft + 1) * _mel_to_hz(mel_points) / sample_rate)
-    fb = np.zeros((n_filters, n_fft // 2 + 1))
-    for j in range(n_filters):
-        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
-        for i in range(int(lo), int(mid)):
-            fb[j, i] = (i - lo) / (mid - lo)
-        for i in range(int(mid), int(hi)):
-            fb[j, i] = (hi - i) / (hi - mid)
-    return fb
-
-
 def speech_features_mfcc(
     signal: np.ndarray, sample_rate: int = 16000, n_cep: int = 26
 ) -> np.ndarray:
-    """MFCCs exactly as ``python_speech_features.mfcc(signal, sample_rate, numcep=n_cep)``.
-
-    Defaults of that function: 25 ms frames, 10 ms step (the last frame zero-padded),
-    26 filters, 512-point FFT, pre-emphasis 0.97, lifter 22, rectangular window, c0
-    replaced by the log frame energy.
+    """MFCCs of ``python_speech_features.mfcc(signal, sample_rate, numcep=n_cep)``, the input
+    DeepSpeech v0.1.0 was trained on (25 ms frames, 10 ms step, the last frame zero-padded,
+    26 filters, 512-point FFT, pre-emphasis 0.97, lifter 22, rectangular window, c0 replaced
+    by the log frame energy).
 
     Args:
         signal: (S,) waveform in any scale (DeepSpeech uses int16 PCM values).
@@ -99,26 +69,9 @@ def speech_features_mfcc(
     Returns:
         (n_frames, n_cep) float64 with n_frames = 1 + ceil((S - 400) / 160) (1 if S <= 400).
     """
-    sig = np.asarray(signal, dtype=np.float64)
-    sig = np.append(sig[0], sig[1:] - 0.97 * sig[:-1])
-    frame_len = round(0.025 * sample_rate)
-    step = round(0.01 * sample_rate)
-    n_fft = 512
-    n_frames = 1 if sig.size <= frame_len else 1 + math.ceil((sig.size - frame_len) / step)
-    padded = np.concatenate([sig, np.zeros((n_frames - 1) * step + frame_len - sig.size)])
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::step][:n_frames]
-    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft
-    eps = np.finfo(np.float64).eps
-    energy = power.sum(axis=1)
-    energy = np.where(energy == 0, eps, energy)
-    feat = power @ speech_filterbank(26, n_fft, sample_rate).T
-    feat = np.where(feat == 0, eps, feat)
-    from scipy.fft import dct
+    from python_speech_features import mfcc
 
-    cep = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, :n_cep]
-    cep = cep * (1.0 + 11.0 * np.sin(np.pi * np.arange(cep.shape[1]) / 22.0))
-    cep[:, 0] = np.log(energy)
-    return cep
+    return mfcc(np.asarray(signal, dtype=np.float64), sample_rate, numcep=n_cep)
 
 
 def deepspeech_input_vector(

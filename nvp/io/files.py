@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +120,36 @@ def check_output_file(
         raise InputError(f"is a folder: give a file name for the {what}", path=p)
     check_output_dir(p.parent if str(p.parent) else Path("."), f"folder of the {what}")
     return p
+
+
+def state_dict_problems(
+    state: Mapping[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    optional: Callable[[str], bool] = lambda key: False,
+    strict: bool = False,
+) -> list[str]:
+    """What makes ``state`` not the state dict whose keys and shapes are ``expected``: keys
+    missing or not tensors, shapes that differ and, with ``strict``, keys not expected.
+    ``optional`` keys may be absent. The messages of weight loaders are built from these
+    (the first few, and how many more)."""
+    from torch import Tensor
+
+    problems = []
+    for key, shape in expected.items():
+        value = state.get(key)
+        if value is None and optional(key):
+            continue
+        if not isinstance(value, Tensor):
+            problems.append(f"{key} missing")
+        elif tuple(value.shape) != tuple(shape):
+            problems.append(f"{key} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if strict:
+        problems += [f"unexpected key {key}" for key in state if key not in expected]
+    return problems
+
+
+def summarize_problems(problems: list[str], most: int = 4) -> str:
+    """The first ``most`` problems joined by ``; ``, and how many more there are."""
+    more = f" (and {len(problems) - most} more)" if len(problems) > most else ""
+    return "; ".join(problems[:most]) + more

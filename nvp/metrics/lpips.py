@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from nvp.errors import InputError, MissingDependencyError
-from nvp.io.files import read_state_dict
+from nvp.io.files import read_state_dict, state_dict_problems, summarize_problems
 from nvp.nets.vgg import VGGFeatures
 
 __all__ = [
@@ -92,23 +92,13 @@ def _load_lin(weights: str | Path | Mapping[str, Tensor] | None) -> list[Tensor]
             )
         state = read_state_dict(path, _LIN_SOURCE)
         source = str(path)
-    out, problems = [], []
-    for k, c in enumerate(LPIPS_CHANNELS):
-        key = f"lin{k}.model.1.weight"
-        w = state.get(key)
-        if not isinstance(w, Tensor):
-            problems.append(f"{key} missing")
-        elif tuple(w.shape) != (1, c, 1, 1):
-            problems.append(f"{key} has shape {tuple(w.shape)}, expected (1, {c}, 1, 1)")
-        else:
-            out.append(w.detach().float().clone())
-    if problems:
+    shapes = {f"lin{k}.model.1.weight": (1, c, 1, 1) for k, c in enumerate(LPIPS_CHANNELS)}
+    if problems := state_dict_problems(state, shapes):
         raise InputError(
             f"{source} is not LPIPS v0.1 VGG linear-layer weights: "
-            + "; ".join(problems)
-            + f"; expected {_LIN_SOURCE}"
+            f"{summarize_problems(problems, most=len(shapes))}; expected {_LIN_SOURCE}"
         )
-    return out
+    return [state[key].detach().float().clone() for key in shapes]
 
 
 class LPIPSDistance(nn.Module):

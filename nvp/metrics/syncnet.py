@@ -28,7 +28,6 @@ offset means the audio comes *early* (leads the video), a negative one that it c
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from nvp.errors import InputError
-from nvp.io.files import read_state_dict
+from nvp.io.files import read_state_dict, state_dict_problems, summarize_problems
 
 __all__ = [
     "SYNCNET_FILENAME",
@@ -186,25 +185,15 @@ def load_syncnet(path: str | Path, device: str | torch.device = "cpu") -> SyncNe
     state = read_state_dict(path, f"the state dict {SYNCNET_FILENAME}: {_where_to_get()}")
     model = SyncNet()
     own = model.state_dict()
-    state = dict(state)
-    problems = []
-    for key, ref in own.items():
-        value = state.get(key)
-        if value is None and key.endswith("num_batches_tracked"):
-            state[key] = ref.clone()
-        elif not isinstance(value, Tensor):
-            problems.append(f"{key} missing")
-        elif value.shape != ref.shape:
-            problems.append(f"{key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
-    problems += [f"unexpected key {key}" for key in state if key not in own]
-    if problems:
+    tracked = lambda key: key.endswith("num_batches_tracked")  # noqa: E731
+    shapes = {k: tuple(v.shape) for k, v in own.items()}
+    if problems := state_dict_problems(state, shapes, optional=tracked, strict=True):
         raise InputError(
-            "not syncnet_python's SyncNet state dict: "
-            + "; ".join(problems[:4])
-            + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
-            + f"; {_where_to_get()}",
+            f"not syncnet_python's SyncNet state dict: {summarize_problems(problems)}; "
+            f"{_where_to_get()}",
             path=path,
         )
+    state = {**{k: v.clone() for k, v in own.items() if tracked(k)}, **state}
     model.load_state_dict(state, strict=True)
     return model.requires_grad_(False).eval().to(device)
 
@@ -212,46 +201,16 @@ def load_syncnet(path: str | Path, device: str | torch.device = "cpu") -> SyncNe
 # ----------------------------------------------------------------------------- MFCC
 
 
-def _round_half_up(x: float) -> int:
-    return math.floor(x + 0.5)
-
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_filters: int, nfft: int, sample_rate: int) -> np.ndarray:
-    """python_speech_features' triangular filters: (n_filters, nfft // 2 + 1).
-
-    Edges equally spaced on the HTK mel scale from 0 Hz to Nyquist, snapped *down* to FFT bins
-    (``floor((nfft + 1) · f / sr)``); each filter rises linearly from 0 at its left edge to 1
-    at its centre bin and falls to 0 at its right edge (which it excludes); unnormalised.
-    """
-    mel = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_filters + 2)
-    edges = np.floor((nfft + 1) * _mel_to_hz(mel) / sample_rate)
-    k = np.arange(nfft // 2 + 1, dtype=np.float64)[None, :]
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rise = np.where((k >= lo) & (k < mid), (k - lo) / (mid - lo), 0.0)
-        fall = np.where((k >= mid) & (k < hi), (hi - k) / (hi - mid), 0.0)
-    return rise + fall
-
-
 def syncnet_mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The MFCCs syncnet_python feeds SyncNet: (13, T) at 100 Hz.
 
-    This is ``python_speech_features.mfcc(audio, sample_rate)`` with its defaults (25 ms
-    rectangular window, 10 ms step, pre-emphasis 0.97, 512-point FFT power spectrum / 512, 26
-    mel filters 0 Hz … Nyquist, log, orthonormal DCT-II, 13 cepstra, sinusoidal lifter 22,
-    coefficient 0 replaced by the log frame energy), written out here with numpy/scipy:
-    python_speech_features is a 2017, unmaintained package that nvp does not otherwise need,
-    and SyncNet's scores depend on reproducing its exact framing (frame ``t`` covers samples
-    ``160 t … 160 t + 399``, the signal zero-padded at the end; ``T = 1 + ceil((S - 400) /
-    160)``) and its bin-snapped filterbank, which librosa's MFCC does not.
+    ``python_speech_features.mfcc(audio, sample_rate)`` with its defaults (25 ms rectangular
+    window, 10 ms step, pre-emphasis 0.97, 512-point FFT power spectrum / 512, 26 mel filters
+    0 Hz … Nyquist snapped to FFT bins, log, orthonormal DCT-II, 13 cepstra, sinusoidal lifter
+    22, coefficient 0 replaced by the log frame energy): SyncNet's scores depend on its exact
+    framing (frame ``t`` covers samples ``160 t … 160 t + 399``, the signal zero-padded at the
+    end; ``T = 1 + ceil((S - 400) / 160)``) and its bin-snapped filterbank, which librosa's
+    MFCC does not reproduce.
 
     Args:
         audio: (S,) mono samples. Floats are taken in [-1, 1] and scaled by 32768 to the int16
@@ -263,31 +222,13 @@ def syncnet_mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarra
         (13, T) float64, row ``c`` = cepstral coefficient ``c``, column ``t`` = frame at
         ``t · 10 ms``.
     """
-    from scipy.fft import dct
+    from python_speech_features import mfcc
 
     x = np.asarray(audio)
     if x.ndim != 1:
         raise ValueError(f"expected mono audio (S,), got shape {x.shape}")
     x = x.astype(np.float64) * (32768.0 if np.issubdtype(x.dtype, np.floating) else 1.0)
-    if len(x):
-        x = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
-    frame_len = _round_half_up(0.025 * sample_rate)
-    step = _round_half_up(0.010 * sample_rate)
-    n_frames = 1 if len(x) <= frame_len else 1 + math.ceil((len(x) - frame_len) / step)
-    padded = np.zeros((n_frames - 1) * step + frame_len)
-    padded[: len(x)] = x
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::step][:n_frames]
-    nfft = 512
-    power = np.abs(np.fft.rfft(frames, nfft)) ** 2 / nfft  # (T, 257)
-    eps = np.finfo(np.float64).eps
-    energy = power.sum(1)
-    energy = np.where(energy == 0, eps, energy)
-    feat = power @ mel_filterbank(26, nfft, sample_rate).T
-    feat = np.where(feat == 0, eps, feat)
-    cep = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, :13]
-    cep *= 1.0 + 11.0 * np.sin(np.pi * np.arange(13) / 22.0)  # lifter L = 22
-    cep[:, 0] = np.log(energy)
-    return cep.T
+    return mfcc(x, sample_rate).T
 
 
 # ----------------------------------------------------------------------------- scores

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from nvp.errors import InputError, MissingDependencyError
-from nvp.io.files import read_state_dict
+from nvp.io.files import read_state_dict, state_dict_problems, summarize_problems
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -232,28 +232,15 @@ class VGGFeatures(nn.Module):
 
         state = _load_state(weights, arch)
         own = self.features.state_dict()
-        wanted = {f"features.{k}": v for k, v in own.items()}
-        problems = []
-        loaded = {}
-        for key, ref in wanted.items():
-            value = state.get(key)
-            if not isinstance(value, Tensor):
-                problems.append(f"{key} missing")
-            elif value.shape != ref.shape:
-                problems.append(
-                    f"{key} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}"
-                )
-            else:
-                loaded[key.removeprefix("features.")] = value
-        if problems:
+        wanted = {f"features.{k}": tuple(v.shape) for k, v in own.items()}
+        if problems := state_dict_problems(state, wanted):
             where = weights if isinstance(weights, str | Path) else default_path()
             source = "the given state dict" if isinstance(weights, Mapping) else str(where)
             raise InputError(
                 f"{source} is not a torchvision {arch.upper()} state dict ({filename}): "
-                + "; ".join(problems[:4])
-                + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
+                + summarize_problems(problems)
             )
-        self.features.load_state_dict(loaded)
+        self.features.load_state_dict({k: state[f"features.{k}"] for k in own})
         self.features.requires_grad_(False)
         super().train(False)
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from nvp.audio.config import AudioFeatureConfig
 from nvp.audio.features import feature_signature
 from nvp.audio.windows import extract_windows
-from nvp.data.preprocess import crop_matrix
+from nvp.data.crop import crop_matrix
 from nvp.data.store import SequenceStore
 from nvp.errors import InputError
 from nvp.reenact.config import ReenactConfig
