@@ -69,6 +69,16 @@ class TestTopology:
             for a, b in itertools.pairwise(chain):
                 assert tuple(sorted((a, b))) in edges
 
+    def test_written_out_index_sets_are_mediapipes(self):
+        from mediapipe.python.solutions import face_mesh_connections as fmc
+
+        for edges, ours in (
+            (fmc.FACEMESH_LIPS, topology.LIP_VERTICES),
+            (fmc.FACEMESH_LEFT_EYE, topology.LEFT_EYE_VERTICES),
+            (fmc.FACEMESH_RIGHT_EYE, topology.RIGHT_EYE_VERTICES),
+        ):
+            assert tuple(sorted({v for e in edges for v in e})) == ours
+
     def test_mouth_labels_cover_lips_not_cheeks(self):
         tris, labels = topology.face_mesh()
         mouth = tris[labels == topology.LABEL_MOUTH]

@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,40 +480,13 @@ def reenact(
                 round(upscale * target.size),
                 side,
             )
-    band = int(target.renderer.cfg.data.band)
-    feather = cfg.paste_feather * target.size
-
-    def frames() -> Iterator[np.ndarray]:
-        bar = tqdm(total=n, desc=f"reenact {target.name}", unit="frame", dynamic_ncols=True)
-        chunks = iter_audio(audio, SAMPLE_RATE, cfg.chunk_seconds)
-        for f0, expr in stream_expressions(target, chunks, n, cfg, timer, acfg):
-            for b0 in range(0, len(expr), cfg.batch):
-                e = expr[b0 : b0 + cfg.batch]
-                out_idx = np.arange(f0 + b0, f0 + b0 + len(e))
-                tidx = frames_idx[pingpong(out_idx, len(frames_idx))]
-                with timer("raster"):
-                    uv, mask = fr.raster(tidx, e, cfg.mouth_only)
-                with timer("render"):
-                    src = fr.frames(tidx)
-                    rgb = fr.render(uv, mask, src, e)
-                with timer("compose"):
-                    face = mask.cpu().numpy() > 0
-                    for j in range(len(e)):
-                        img, left = rgb[j], src[j]
-                        if reader is not None:
-                            full = reader[int(tidx[j])]
-                            img = paste(full, img, face[j], crops[tidx[j]], band + 2, feather)
-                            left = full
-                        if cfg.side_by_side:
-                            img = np.concatenate([left, img], axis=1)
-                        yield img
-                bar.update(len(e))
-        bar.close()
-
+    chunks = iter_audio(audio, SAMPLE_RATE, cfg.chunk_seconds)
+    expressions = stream_expressions(target, chunks, n, cfg, timer, acfg)
+    frames = render_frames(target, expressions, n, cfg, timer, frames_idx, fr, reader, crops)
     t_enc = time.perf_counter()
     path = write_video(
         out,
-        frames(),
+        frames,
         fps,
         audio=iter_audio(audio, chk.sample_rate, cfg.chunk_seconds),
         sample_rate=chk.sample_rate,
@@ -527,6 +500,104 @@ def reenact(
     secs["encode"] = max(0.0, write_s - inner)
     secs["total"] = time.perf_counter() - t_start
     return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs, upscale)
+
+
+def reenact_features(
+    target: Target,
+    windows: np.ndarray,
+    out: str | Path,
+    cfg: ReenactConfig,
+    audio: np.ndarray | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> ReenactResult:
+    """Render ``target`` driven by per-frame audio feature windows computed elsewhere (the
+    frame path of :func:`reenact` without its audio front end: no VAD, no feature
+    extraction): windows -> A2E -> map -> (smoothing) -> :func:`render_frames` -> video.
+
+    Args:
+        target: a loaded target.
+        windows: (N, W, D) feature windows with the target's feature settings (e.g. a
+            store's ``audio_features``), one per output frame.
+        out: the video file.
+        cfg: reenactment settings (``output``, ``batch``, ``side_by_side``, ``smooth_sigma``).
+        audio: mono samples to mux (optional).
+        sample_rate: of ``audio``, Hz.
+    """
+    from nvp.io.files import check_output_file
+    from nvp.io.video import OUTPUT_SUFFIXES, write_video
+
+    check_output_file(out, OUTPUT_SUFFIXES, "video")
+    t_start = time.perf_counter()
+    timer = Timer()
+    n = len(windows)
+    with timer("a2e"):
+        expr = smooth_expressions(target.expressions(np.asarray(windows)), cfg.smooth_sigma)
+    frames_idx = target_frames(target.store, cfg.frames)
+    reader = source_reader(target.store) if cfg.output == "full" else None
+    crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
+    fr = FrameRenderer(target)
+    frames = render_frames(target, [(0, expr)], n, cfg, timer, frames_idx, fr, reader, crops)
+    t_enc = time.perf_counter()
+    path = write_video(out, frames, target.fps, audio=audio, sample_rate=sample_rate, crf=cfg.crf)
+    write_s = time.perf_counter() - t_enc
+    if reader is not None:
+        reader.close()
+    secs = dict(timer.seconds)
+    secs["encode"] = max(
+        0.0, write_s - sum(secs.get(k, 0.0) for k in ("raster", "render", "compose"))
+    )
+    secs["total"] = time.perf_counter() - t_start
+    dur = n / target.fps
+    return ReenactResult(Path(path), n, target.fps, dur, dur, secs, None)
+
+
+def render_frames(
+    target: Target,
+    expressions: Iterable[tuple[int, np.ndarray]],
+    n: int,
+    cfg: ReenactConfig,
+    timer: Timer,
+    frames_idx: np.ndarray,
+    fr: FrameRenderer,
+    reader=None,
+    crops: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """The output frames of a reenactment, in order: for each chunk ``(first frame, (F, K)
+    expressions)`` of ``expressions``, ``cfg.batch`` frames at a time: mesh at the reused
+    target frames' poses -> raster -> renderer (+ blending over the target frame) -> the crop,
+    or pasted into the full source frame (``reader`` and ``crops`` given), side by side with
+    the driving frame with ``cfg.side_by_side``. Times go to ``timer`` (raster, render,
+    compose); ``n`` frames in all drive the progress bar.
+
+    Yields:
+        (H, W, 3) uint8 RGB frames.
+    """
+    band = int(target.renderer.cfg.data.band)
+    feather = cfg.paste_feather * target.size
+    bar = tqdm(total=n, desc=f"reenact {target.name}", unit="frame", dynamic_ncols=True)
+    for f0, expr in expressions:
+        for b0 in range(0, len(expr), cfg.batch):
+            e = expr[b0 : b0 + cfg.batch]
+            out_idx = np.arange(f0 + b0, f0 + b0 + len(e))
+            tidx = frames_idx[pingpong(out_idx, len(frames_idx))]
+            with timer("raster"):
+                uv, mask = fr.raster(tidx, e, cfg.mouth_only)
+            with timer("render"):
+                src = fr.frames(tidx)
+                rgb = fr.render(uv, mask, src, e)
+            with timer("compose"):
+                face = mask.cpu().numpy() > 0
+                for j in range(len(e)):
+                    img, left = rgb[j], src[j]
+                    if reader is not None:
+                        full = reader[int(tidx[j])]
+                        img = paste(full, img, face[j], crops[tidx[j]], band + 2, feather)
+                        left = full
+                    if cfg.side_by_side:
+                        img = np.concatenate([left, img], axis=1)
+                    yield img
+            bar.update(len(e))
+    bar.close()
 
 
 def reenact_target(

@@ -36,6 +36,22 @@ MOUTH_OPENING_PAIRS = ((82, 87), (13, 14), (312, 317))
 EYE_CORNERS = (33, 263)
 SPURIOUS_CLIQUES = ((49, 64, 129), (279, 294, 358))
 
+#: The 40 lip landmarks (the vertices of MediaPipe's ``FACEMESH_LIPS``) and the 16 contour
+#: landmarks of each eye (``FACEMESH_LEFT_EYE`` / ``FACEMESH_RIGHT_EYE``), written out so
+#: that training and rendering run where MediaPipe is not installed (a GPU machine);
+#: ``tests/test_tracking.py`` checks them against MediaPipe's edge lists.
+LIP_VERTICES = (
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
+    185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402,
+    405, 409, 415,
+)  # fmt: skip
+LEFT_EYE_VERTICES = (
+    249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466,
+)  # fmt: skip
+RIGHT_EYE_VERTICES = (
+    7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246,
+)  # fmt: skip
+
 #: Triangle labels written into the mask: 1 face, 2 mouth (lips and mouth interior).
 LABEL_FACE = 1
 LABEL_MOUTH = 2
@@ -127,13 +143,12 @@ def _inside_outer_lips(tris: np.ndarray, seed: range) -> np.ndarray:
 
 def lip_vertices() -> np.ndarray:
     """Indices of the 40 lip landmarks (``FACEMESH_LIPS``), sorted, int32."""
-    return np.array(sorted({v for e in _connections()["lips"] for v in e}), dtype=np.int32)
+    return np.array(LIP_VERTICES, dtype=np.int32)
 
 
 def eye_vertices(side: str) -> np.ndarray:
     """Indices of the 16 contour landmarks of one eye (``"left"`` or ``"right"``), int32."""
-    key = {"left": "left_eye", "right": "right_eye"}[side]
-    return np.array(sorted({v for e in _connections()[key] for v in e}), dtype=np.int32)
+    return np.array({"left": LEFT_EYE_VERTICES, "right": RIGHT_EYE_VERTICES}[side], np.int32)
 
 
 def index_sets() -> dict[str, np.ndarray]:
