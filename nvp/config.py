@@ -310,6 +310,7 @@ def load(
     """
     cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)
+    _open_dicts(cfg)
     layers: list[tuple[str, Any]] = []
     for f in yaml_files:
         p = Path(f)
@@ -332,20 +333,47 @@ def load(
             cfg = OmegaConf.merge(cfg, layer)
         except OmegaConfBaseException as exc:
             raise _explain(exc, source) from exc
+        _open_dicts(cfg)
     OmegaConf.set_struct(cfg, True)
+    _open_dicts(cfg)
     return cfg
+
+
+def _open_dicts(cfg: DictConfig) -> None:
+    """Let the free-form ``dict`` fields of a struct config (e.g. ``audio.options``) take new
+    keys; every other node stays closed."""
+    for key in cfg:
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig):
+            if OmegaConf.get_type(child) is dict:
+                OmegaConf.set_struct(child, False)
+            else:
+                _open_dicts(child)
 
 
 def _check_keys(cfg: DictConfig, layer: DictConfig, source: str) -> None:
     """Raise a ConfigError naming the full dotted key of the first key the schema lacks."""
     missing = object()
     for key in dotlist_keys(layer):
+        if _in_open_dict(cfg, key):
+            continue  # the options of code named by reference: checked by that code's schema
         if OmegaConf.select(cfg, key, default=missing) is missing:
             parent = key.rsplit(".", 1)[0] if "." in key else ""
             node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
             known = sorted(node.keys()) if isinstance(node, DictConfig) else []
             hint = f"; keys here: {', '.join(map(str, known))}" if known else ""
             raise ConfigError(f"unknown config key '{key}' (from {source}){hint}")
+
+
+def _in_open_dict(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` lies inside a free-form ``dict`` field of the schema (e.g.
+    ``audio.options``), whose keys the schema does not list."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        node = OmegaConf.select(cfg, ".".join(parts[:i]), default=None)
+        if isinstance(node, DictConfig):
+            return OmegaConf.get_type(node) is dict
+    return False
 
 
 def to_object(cfg: DictConfig) -> Any:

@@ -10,7 +10,7 @@ OmegaConf merges do not re-run ``__post_init__``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nvp.errors import ConfigError
@@ -83,6 +83,11 @@ class AudioFeatureConfig:
     """Path to DeepSpeech v0.1.0's frozen ``output_graph.pb`` (from
     ``deepspeech-0.1.0-models.tar.gz``, supplied by the user). Needs ``tensorflow``."""
 
+    options: dict[str, Any] = field(default_factory=dict)
+    """Settings of an extractor named by reference (``audio.name=module:Class`` or
+    ``file.py:Class``), checked against that class's ``Config`` dataclass; empty for the
+    built-in extractors (see the README, "Extending nvp")."""
+
     precomputed: str | None = None
     """Precomputed per-frame DeepSpeech windows in the authors' layout, used instead of
     extracting: an ``(N, 16, 29)`` ``.npy`` file or an ``audio_feature/`` folder of
@@ -108,6 +113,12 @@ def validate_config(cfg: Any) -> None:
     """
     if not isinstance(cfg.name, str) or not cfg.name:
         raise ConfigError(f"audio.name must be a non-empty string, got {cfg.name!r}")
+    options = getattr(cfg, "options", None) or {}
+    if options and ":" not in cfg.name:
+        raise ConfigError(
+            f"audio.options {sorted(options)} are for an extractor named by reference "
+            f"(audio.name=module:Class); the built-in {cfg.name!r} takes its own keys"
+        )
     if not isinstance(cfg.window, int) or cfg.window < 1:
         raise ConfigError(f"audio.window must be a positive integer, got {cfg.window!r}")
     if cfg.stride not in STRIDES:

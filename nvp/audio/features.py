@@ -17,7 +17,9 @@ name            D                      needs
 ==============  =====================  ==================================================
 
 New extractors register a factory ``cfg -> extractor`` under a name with
-:func:`register`. An extractor may define ``identity() -> dict`` (e.g. a weight-file hash);
+:func:`register`, or are named by reference in the config (``audio.name=module:Class`` or
+``file.py:Class``, settings in ``audio.options``; see :mod:`nvp.plugins`).
+An extractor may define ``identity() -> dict`` (e.g. a weight-file hash);
 :func:`feature_signature` includes it.
 """
 
@@ -100,11 +102,17 @@ def make_extractor(cfg: AudioFeatureConfig | Any) -> FeatureExtractor:
         ConfigError: for an unknown name (the message lists the known ones) or a bad value.
         MissingDependencyError: if the extractor's package or weights are absent.
     """
+    from nvp.plugins import is_reference, load_object, plugin_options
+
     validate_config(cfg)
+    if is_reference(cfg.name) and cfg.name not in EXTRACTORS:
+        cls = load_object(cfg.name, "audio.name")
+        return cls(plugin_options(cls, cfg.options, "audio.options"))
     if cfg.name not in EXTRACTORS:
         raise ConfigError(
             f"unknown audio feature extractor audio.name={cfg.name!r}; "
-            f"known extractors: {', '.join(sorted(EXTRACTORS))}"
+            f"known extractors: {', '.join(sorted(EXTRACTORS))} (or module:Class, "
+            "file.py:Class for your own)"
         )
     return EXTRACTORS[cfg.name](cfg)
 
@@ -228,7 +236,12 @@ def config_dict(cfg: AudioFeatureConfig | Any) -> dict[str, Any]:
     """The config's fields as a plain dict (works for the dataclass and a ``DictConfig``)."""
     if is_dataclass(cfg) and not isinstance(cfg, type):
         return asdict(cfg)
-    return {f.name: getattr(cfg, f.name) for f in fields(AudioFeatureConfig)}
+    from omegaconf import OmegaConf
+
+    out = {f.name: getattr(cfg, f.name) for f in fields(AudioFeatureConfig)}
+    if OmegaConf.is_config(out.get("options")):
+        out["options"] = OmegaConf.to_container(out["options"])
+    return out
 
 
 def feature_signature(cfg: AudioFeatureConfig | Any) -> dict[str, Any]:
@@ -274,6 +287,14 @@ def feature_signature(cfg: AudioFeatureConfig | Any) -> dict[str, Any]:
     identity = getattr(extractor, "identity", None)
     if callable(identity):
         signature.update(identity())
+    if ":" in cfg.name:  # code named by reference: its settings and its source are part
+        from omegaconf import OmegaConf
+
+        from nvp.plugins import source_hash
+
+        opts = cfg.options
+        opts = OmegaConf.to_container(opts) if OmegaConf.is_config(opts) else dict(opts or {})
+        signature.update(name=cfg.name, options=opts, code_sha256=source_hash(type(extractor)))
     return signature
 
 

@@ -28,6 +28,7 @@ builds them. AD-NeRF's 50 Hz windows are the ``"50hz"`` / ``"zero"`` case.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -141,7 +142,7 @@ def frame_windows(
 
 def _cached_extractor(cfg: AudioFeatureConfig | Any) -> FeatureExtractor:
     """One extractor per distinct config per process (Whisper loads its model once)."""
-    key = tuple(sorted(config_dict(cfg).items()))
+    key = json.dumps(config_dict(cfg), sort_keys=True, default=str)
     if key not in _EXTRACTOR_CACHE:
         _EXTRACTOR_CACHE[key] = make_extractor(cfg)
     return _EXTRACTOR_CACHE[key]

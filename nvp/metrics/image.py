@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
@@ -140,12 +143,44 @@ def psnr_per_image(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> 
     return (10 * torch.log10(n / sse)).float()  # 1 / 0 = inf for identical images
 
 
-def image_metrics(prefix: str = "") -> MetricCollection:
+#: The built-in image metrics, in report order.
+BUILTIN = ("psnr", "psnr_face", "colour_l2", "colour_l2_face", "psnr_mouth", "sharpness", "ssim")
+
+
+def extra_metrics(spec: Mapping[str, Any] | None) -> dict[str, Metric]:
+    """Your own image metrics, named by reference: ``{name: "module:Class"}`` or ``{name:
+    {"ref": "file.py:Class", "options": {...}}}`` (see :mod:`nvp.plugins`). Each class is a
+    torchmetrics ``Metric`` built as ``Class(options)`` (options checked against its
+    ``Config`` dataclass, None without one) whose ``update(pred, target, face, mouth)`` takes
+    (B, 3, H, W) images in [0, 1] and (B, 1, H, W) masks (``mouth`` may be None).
+
+    Raises:
+        ConfigError: a name that clashes with a built-in metric, or a class that cannot be
+            loaded or is not a torchmetrics Metric.
+    """
+    from nvp.errors import ConfigError
+    from nvp.plugins import load_object, plugin_options
+
+    out: dict[str, Metric] = {}
+    for name, item in (spec or {}).items():
+        ref, options = (item, {}) if isinstance(item, str) else (item["ref"], item.get("options"))
+        if name in BUILTIN:
+            raise ConfigError(f"metrics.{name}: the name of a built-in metric")
+        cls = load_object(ref, f"metrics.{name}")
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise ConfigError(f"metrics.{name}={ref!r} is not a torchmetrics Metric class")
+        metric = cls(plugin_options(cls, options, f"metrics.{name}.options"))
+        metric.nvp_masks = True  # updated with the face and mouth masks
+        out[str(name)] = metric
+    return out
+
+
+def image_metrics(prefix: str = "", extra: Mapping[str, Any] | None = None) -> MetricCollection:
     """The image metrics of self-reenactment, used by renderer validation and ``nvp evaluate``:
     ``psnr`` and ``colour_l2`` over the full frame, ``psnr_face`` and ``colour_l2_face`` over
     the face mask, ``psnr_mouth`` over the mouth region (lips and mouth interior of the
-    tracked mesh), ``sharpness`` (:class:`SharpnessRatio` over the face mask), ``ssim``.
-    Update them with :func:`update_image_metrics`."""
+    tracked mesh), ``sharpness`` (:class:`SharpnessRatio` over the face mask), ``ssim``, and
+    the ``extra`` ones (:func:`extra_metrics`). Update them with :func:`update_image_metrics`."""
     from torchmetrics.image import StructuralSimilarityIndexMeasure
 
     return MetricCollection(
@@ -157,6 +192,7 @@ def image_metrics(prefix: str = "") -> MetricCollection:
             "psnr_mouth": MaskedPSNR(),
             "sharpness": SharpnessRatio(),
             "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            **extra_metrics(extra),
         },
         prefix=prefix or None,
     )
@@ -172,7 +208,9 @@ def update_image_metrics(
     """Add a batch to :func:`image_metrics`: (B, 3, H, W) in [0, 1], face and mouth masks
     (B, 1, H, W). Without ``mouth`` the mouth metric is not updated (it then reads NaN)."""
     for name, metric in metrics.items(keep_base=True):
-        if name.endswith("_mouth"):
+        if getattr(metric, "nvp_masks", False):
+            metric.update(pred, target, face, mouth)
+        elif name.endswith("_mouth"):
             if mouth is not None:
                 metric.update(pred, target, mouth)
         elif name.endswith(("_face", "sharpness")):

@@ -53,7 +53,7 @@ norm's shift replaces it); with ``norm="none"`` they have one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -126,6 +126,17 @@ class UNetConfig:
     upsample: Literal["bilinear", "nearest"] = "bilinear"
     """Up-sampling of the strided variant's decoder (× 2, parameter-free); unused by the dilated
     variant."""
+
+    network: str | None = None
+    """Your own network in place of this U-Net, named by reference (``module:Class`` or
+    ``file.py:Class``; see :mod:`nvp.plugins`). The class is built as ``Class(cfg, options)``
+    with this config (``in_channels``, ``out_channels``, ...) and ``options`` checked against
+    its ``Config`` dataclass, and maps ``(B, in_channels, H, W)`` to ``(B, out_channels, H,
+    W)``. ``None``: the U-Net of the fields below. Used for network 1 (the renderer); the
+    blending network stays a U-Net."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    """Settings of ``network`` (empty without one)."""
 
     decoder: Literal["wide", "halving"] = "halving"
     """Decoder widths (see the module docstring): ``"halving"`` (each decoder convolution
@@ -388,8 +399,23 @@ def blending_config(base: Any, with_mask: bool = False) -> UNetConfig:
         with_mask: add the mask channel (7 inputs instead of 6).
     """
     values = {f.name: getattr(base, f.name) for f in dataclasses.fields(UNetConfig)}
-    values.update(in_channels=7 if with_mask else 6, out_channels=3)
+    values.update(in_channels=7 if with_mask else 6, out_channels=3, network=None, options={})
     return UNetConfig(**values)
+
+
+def build_network(cfg: UNetConfig) -> nn.Module:
+    """The network of a :class:`UNetConfig`: a :class:`RenderUNet`, or the class that
+    ``cfg.network`` names, built as ``Class(cfg, options)``.
+
+    Raises:
+        ConfigError: the class cannot be loaded or its options are invalid.
+    """
+    if not cfg.network:
+        return RenderUNet(cfg)
+    from nvp.plugins import load_object, plugin_options
+
+    cls = load_object(cfg.network, "renderer.network")
+    return cls(cfg, plugin_options(cls, cfg.options, "renderer.options"))
 
 
 def blending_input(eroded: Tensor, rendered: Tensor, kept: Tensor | None = None) -> Tensor:

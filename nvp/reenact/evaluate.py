@@ -43,7 +43,7 @@ from nvp.config import atomic_write_text
 from nvp.errors import InputError
 from nvp.metrics import DLIB68, MouthLandmarkDistance, mediapipe_layout
 from nvp.metrics.detect import detect_landmarks
-from nvp.metrics.image import image_metrics, psnr_per_image, update_image_metrics
+from nvp.metrics.image import BUILTIN, image_metrics, psnr_per_image, update_image_metrics
 from nvp.metrics.sync import sync_proxy
 from nvp.reenact.config import EvaluateConfig
 from nvp.reenact.lips import fill_nan, mouth_opening_2d, self_lip_motion, target_proxy_reliability
@@ -90,7 +90,8 @@ def evaluate(target: Target, cfg: EvaluateConfig, out_dir: str | Path) -> dict[s
         from nvp.metrics.lpips import LPIPS
 
         lpips = {m: LPIPS(cfg.lpips_vgg, cfg.lpips_lin).to(dev) for m in MODES}
-    agg = {m: image_metrics().to(dev) for m in MODES}
+    extra = dict(getattr(target.renderer.cfg, "metrics", None) or {})  # the renderer's own
+    agg = {m: image_metrics(extra=extra).to(dev) for m in MODES}
     per_frame: dict[str, list] = {"frame": []}
     for m in MODES:
         for k in ("psnr", "psnr_face"):
@@ -322,6 +323,11 @@ def markdown_report(r: dict[str, Any]) -> str:
         "PSNR mouth (dB) | sharpness | SSIM | LPIPS | mouth LMD / IOD | mouth LMD (px) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    known = {*BUILTIN, "lpips", "lmd_rel", "lmd_px"}
+    extra = sorted(k for k in r["metrics"][MODES[0]] if k not in known)  # your own metrics
+    if extra:
+        lines[-2] += " " + " | ".join(extra) + " |"
+        lines[-1] += "---|" * len(extra)
     for m in MODES:
         v = r["metrics"][m]
         lines.append(
@@ -330,6 +336,7 @@ def markdown_report(r: dict[str, Any]) -> str:
             f"{_f(v.get('psnr_mouth'), '.2f')} | {_f(v.get('sharpness'), '.2f')} | "
             f"{_f(v['ssim'], '.4f')} | {_f(v.get('lpips'), '.4f')} | "
             f"{_f(v['lmd_rel'], '.4f')} | {_f(v['lmd_px'], '.2f')} |"
+            + "".join(f" {_f(v.get(k), '.4f')} |" for k in extra)
         )
     lines += [
         "",

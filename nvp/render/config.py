@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from nvp.config import TrainerConfig
 from nvp.nets.unet import UNetConfig
@@ -89,6 +90,11 @@ class RenderConfig:
     network changes them; it learns the seams and the removed band."""
     loss: RenderLossConfig = field(default_factory=RenderLossConfig)
     optim: RenderOptimConfig = field(default_factory=RenderOptimConfig)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Your own image metrics besides the built-in ones, by name: ``module:Class`` /
+    ``file.py:Class``, or ``{ref: ..., options: {...}}`` (see
+    :func:`nvp.metrics.image.extra_metrics`). Logged in validation as ``val/<name>`` and
+    reported by ``nvp evaluate`` for targets with this renderer."""
     data: RenderDataConfig = field(default_factory=RenderDataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0

@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from nvp.errors import ConfigError
 from nvp.metrics.image import image_metrics, update_image_metrics
 from nvp.nets.texture import DynamicNeuralTexture, NeuralTexture
-from nvp.nets.unet import RenderUNet, blending_config, erode_background
+from nvp.nets.unet import RenderUNet, blending_config, build_network, erode_background
 from nvp.render.config import RenderConfig
 from nvp.render.losses import RenderLoss
 
@@ -72,7 +72,7 @@ class NeuralRendererModule(pl.LightningModule):
         rcfg = OmegaConf.to_object(OmegaConf.structured(c.renderer))
         rcfg.in_channels = c.texture.channels
         rcfg.out_channels = 3
-        self.renderer = RenderUNet(rcfg)
+        self.renderer = build_network(rcfg)
         self.blender = None
         if c.blend:
             bcfg = blending_config(rcfg)
@@ -80,7 +80,7 @@ class NeuralRendererModule(pl.LightningModule):
                 bcfg.base_width = c.blend_width
             self.blender = RenderUNet(bcfg)
         object.__setattr__(self, "_criterion", None)  # built on first use (VGG weights)
-        self.val_metrics = image_metrics(prefix="val/")
+        self.val_metrics = image_metrics(prefix="val/", extra=c.metrics)
         self._val_sample: dict[str, torch.Tensor] | None = None
 
     @property
