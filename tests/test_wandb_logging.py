@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,13 @@ def test_renderer_run_logs_offline(store, tmp_path, no_wandb_env):
     assert (run / "logs" / "metrics.csv").is_file()  # the CSV logger is always there
     (offline,) = run.glob("wandb/offline-run-*")
     (log,) = offline.glob("run-*.wandb")
-    data = log.read_bytes()  # protobuf records: strings are stored as they are
-    for s in (b"conv:strided", b"renderer", b"unit", b"base_width", b"val/psnr", run.name.encode()):
+    wanted = (b"conv:strided", b"renderer", b"unit", b"base_width", b"val/psnr", run.name.encode())
+    # protobuf records: strings are stored as they are. W&B's service process writes the
+    # file; on a loaded machine the records were seen to land a moment after finish().
+    deadline = time.monotonic() + 30
+    while not all(s in log.read_bytes() for s in wanted) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    data = log.read_bytes()
+    for s in wanted:
         assert s in data, s
     assert list(offline.glob("files/media/images/val/samples_*.png"))  # SampleGrid's image
