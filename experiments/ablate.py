@@ -71,6 +71,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from nvp.config import CONF_DIR, atomic_write_text, dotlist_keys, load, to_object  # noqa: E402
 from nvp.errors import NvpError  # noqa: E402
+from nvp.runs import RunLog  # noqa: E402
 from nvp.stages import TRAINING, Metric  # noqa: E402
 from nvp.training import run_checkpoint  # noqa: E402
 
@@ -292,49 +293,19 @@ def train_variant(stage: str, data: Path, cfg: DictConfig) -> Path:
     return st.run(cfg, **{st.inputs[0]: data})
 
 
-def _float(s: str | None) -> float | None:
-    if s is None or s == "":
-        return None
-    try:
-        return float(s)
-    except ValueError:
-        return None
-
-
 def read_metrics(path: Path, metrics: Sequence[Metric], monitor: Metric) -> dict[str, Any]:
     """Final and best validation metrics of one run's ``logs/metrics.csv``.
 
     ``final``: each metric's last logged value. ``best``: every metric of the validation
     whose ``monitor`` value is best (the best checkpoint's validation). Missing = NaN.
     """
-    rows = []
-    if path.is_file():  # absent when nothing was logged (a budget below the first log step)
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+    log = RunLog.read(path)
     keys = [m.key for m in metrics]
-    final = {k: math.nan for k in keys}
-    for row in rows:
-        for k in keys:
-            v = _float(row.get(k))
-            if v is not None:
-                final[k] = v
-    val_rows = [r for r in rows if _float(r.get(monitor.key)) is not None]
-    best = {k: math.nan for k in keys}
-    finite = [r for r in val_rows if math.isfinite(_float(r[monitor.key]))]
-    if finite:
-        sign = -1.0 if monitor.higher_is_better else 1.0
-        i = min(range(len(finite)), key=lambda j: sign * _float(finite[j][monitor.key]))
-        pick = finite[i]
-        same = [r for r in rows if (r.get("epoch"), r.get("step")) == (pick["epoch"], pick["step"])]
-        for k in keys:
-            vals = [_float(r.get(k)) for r in same if _float(r.get(k)) is not None]
-            best[k] = vals[0] if vals else math.nan
-    steps = [int(float(r["step"])) for r in rows if r.get("step") not in (None, "")]
     return {
-        "final": final,
-        "best": best,
-        "steps": max(steps) + 1 if steps else 0,
-        "validations": len(val_rows),
+        "final": {k: log.final(k) for k in keys},
+        "best": log.best(keys, monitor.key, monitor.higher_is_better),
+        "steps": log.steps,
+        "validations": log.validations(monitor.key),
     }
 
 

@@ -14,7 +14,6 @@ mean colour l2 over the full frame and the face mask, SSIM. Sample grids
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ from nvp.config import load  # noqa: E402
 from nvp.data.store import find_stores  # noqa: E402
 from nvp.render.config import RenderConfig  # noqa: E402
 from nvp.render.train import train_renderer  # noqa: E402
+from nvp.runs import RunLog  # noqa: E402
 from nvp.stages import run_stage  # noqa: E402
 
 
@@ -72,10 +72,9 @@ def main() -> None:
         t0 = time.perf_counter()
         run = train_renderer(store, cfg)
         wall = time.perf_counter() - t0
-        with open(run / "logs" / "metrics.csv") as f:
-            for r in csv.DictReader(f):
-                if r.get("val/psnr"):
-                    rows.append({"conv": conv, "run": run.name, "wall_s": round(wall), **r})
+        for r in RunLog.read(run).rows:
+            if "val/psnr" in r:
+                rows.append({"conv": conv, "run": run.name, "wall_s": round(wall), **r})
         print(f"{conv}: {run}")
     keys = ["val/psnr", "val/psnr_face", "val/colour_l2", "val/colour_l2_face", "val/ssim"]
     lines = [
@@ -84,7 +83,7 @@ def main() -> None:
     ]
     for r in rows:
         vals = " | ".join(f"{float(r[k]):.4f}" if "l2" in k else f"{float(r[k]):.2f}" for k in keys)
-        lines.append(f"| {r['conv']} | {r['epoch']} | {r['step']} | {vals} |")
+        lines.append(f"| {r['conv']} | {int(r['epoch'])} | {int(r['step'])} | {vals} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

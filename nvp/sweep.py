@@ -51,6 +51,7 @@ from omegaconf import OmegaConf
 
 from nvp.config import atomic_write_text, load, to_object
 from nvp.errors import ConfigError, InputError, NvpError
+from nvp.runs import RunLog
 from nvp.stages import STAGES, TRAINING, run_command
 from nvp.training import RUN_DIR_ENV, wandb_api_key_configured
 
@@ -66,7 +67,6 @@ TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
 #: W&B's command when a sweep gives none.
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 
-METRICS_CSV = Path("logs") / "metrics.csv"
 STATE_FILE = "trials.json"
 SETTINGS_FILE = "sweep.json"
 _ENVVAR = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
@@ -329,22 +329,8 @@ def propose(
 
 
 def read_metric(run_dir: Path, name: str) -> list[float]:
-    """Every logged value of ``name`` in a run's ``logs/metrics.csv``, in order."""
-    path = Path(run_dir) / METRICS_CSV
-    if not path.is_file():
-        return []
-    out = []
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            v = row.get(name)
-            if v not in (None, ""):
-                try:
-                    x = float(v)
-                except ValueError:
-                    continue
-                if math.isfinite(x):
-                    out.append(x)
-    return out
+    """Every finite logged value of ``name`` in a run's ``logs/metrics.csv``, in order."""
+    return RunLog.read(run_dir).values(name)
 
 
 def run_trial(command: Sequence[str], run_dir: Path, *, isolate: bool = False) -> str | None:
