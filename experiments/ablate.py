@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -285,6 +286,22 @@ def flat_config(cfg: DictConfig, data: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # Training and metrics
+
+
+def with_declared_metrics(stage: Stage, cfg: DictConfig | None) -> Stage:
+    """The stage with the image metrics the baseline config declares besides the built-in
+    ones (``metrics.<name>``, see :func:`nvp.metrics.image.extra_metrics`) as table columns;
+    the direction comes from the metric class's ``higher_is_better``."""
+    declared = OmegaConf.select(cfg, "metrics", default=None) if cfg is not None else None
+    if not declared:
+        return stage
+    from nvp.metrics.image import extra_metrics
+
+    extra = tuple(
+        Metric(f"val/{name}", name, bool(getattr(m, "higher_is_better", True)), ".4f")
+        for name, m in extra_metrics(OmegaConf.to_container(declared)).items()
+    )
+    return dataclasses.replace(stage, metrics=(*stage.metrics, *extra))
 
 
 def train_variant(stage: str, data: Path, cfg: DictConfig) -> Path:
@@ -797,6 +814,7 @@ def _main(args: argparse.Namespace) -> int:
         for seed in args.seeds
         for v in variants
     ]
+    stage = with_declared_metrics(stage, plan[0][2] if plan else None)
     out.mkdir(parents=True, exist_ok=True)
     header = [
         f"Stage `{stage.name}`; baseline: {' + '.join(f'`{b}`' for b in base)} on `{data}`.",

@@ -266,3 +266,23 @@ def test_ablate_lip_columns(ablate, a2e_dataset, tmp_path):
     md = (out / "ablation.md").read_text()
     assert "## Lip motion" in md and "| **baseline** |" in md.split("## Lip motion")[1]
     assert ablate.main([*argv[:-2], "--lips", str(tmp_path / "no.zarr"), *argv[-2:]]) == 2
+
+
+def test_declared_metrics_become_columns(ablate, tmp_path):
+    from omegaconf import OmegaConf
+
+    (tmp_path / "edge.py").write_text(
+        "import torch\nfrom torchmetrics import Metric\n\n\n"
+        "class Edge(Metric):\n    higher_is_better = False\n\n"
+        "    def __init__(self, cfg):\n        super().__init__()\n"
+        "        self.add_state('x', torch.tensor(0.0))\n\n"
+        "    def update(self, pred, target, face, mouth=None):\n        pass\n\n"
+        "    def compute(self):\n        return self.x\n"
+    )
+    stage = ablate._stages()["render"]
+    cfg = OmegaConf.create({"metrics": {"edge": {"ref": f"{tmp_path / 'edge.py'}:Edge"}}})
+    grown = ablate.with_declared_metrics(stage, cfg)
+    assert grown.metrics[: len(stage.metrics)] == stage.metrics
+    (edge,) = grown.metrics[len(stage.metrics) :]
+    assert (edge.key, edge.higher_is_better) == ("val/edge", False)
+    assert ablate.with_declared_metrics(stage, OmegaConf.create({"metrics": {}})) is stage
