@@ -419,8 +419,6 @@ def reenact_rates(
             store=store,
             a2e=a2e,
             renderer=render,
-            mapping=None,
-            name=None,
         )
         target = load_target(tdir, device=device)
         st = SequenceStore(store)

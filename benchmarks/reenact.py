@@ -93,8 +93,6 @@ def main() -> None:
                     store=store,
                     a2e=next(a2e.glob("a2e-*")),
                     renderer=next(r.glob("render-*")),
-                    mapping=None,
-                    name=None,
                 )
             t = load_target(tdir, device=args.device)
             for output in args.outputs:

@@ -152,8 +152,6 @@ def main() -> None:
             store=store,
             a2e=a2e_run,
             renderer=r_run,
-            mapping=None,
-            name=None,
         ),
     )
     report = out / "evaluation"

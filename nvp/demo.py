@@ -165,8 +165,6 @@ def run_demo(
                 store=store,
                 a2e=runs["a2e"],
                 renderer=runs["render"],
-                mapping=None,
-                name=None,
             ),
         ),
     )

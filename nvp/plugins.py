@@ -45,31 +45,39 @@ def load_object(ref: str, what: str) -> Any:
     module_ref, _, attr = ref.rpartition(":")
     if not module_ref or not attr:
         raise ConfigError(f"{what}={ref!r}: expected 'module:Name' or 'file.py:Name'")
-    try:
-        if module_ref.endswith(".py"):
-            path = Path(module_ref).expanduser().resolve()
-            if not path.is_file():
-                raise ConfigError(f"{what}={ref!r}: no such file {path}")
-            name = "nvp_plugin_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
-            module = sys.modules.get(name)
-            if module is None:
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module  # dataclasses look their module up
-                spec.loader.exec_module(module)
-        else:
+    if module_ref.endswith(".py"):
+        module = _load_file(Path(module_ref).expanduser().resolve(), ref, what)
+    else:
+        try:
             module = importlib.import_module(module_ref)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        sys.modules.pop(locals().get("name", ""), None)
-        raise ConfigError(
-            f"{what}={ref!r}: cannot import {module_ref} ({type(exc).__name__}: {exc})"
-        ) from exc
+        except Exception as exc:
+            raise ConfigError(
+                f"{what}={ref!r}: cannot import {module_ref} ({type(exc).__name__}: {exc})"
+            ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:
         raise ConfigError(f"{what}={ref!r}: {module_ref} defines no {attr!r}") from None
+
+
+def _load_file(path: Path, ref: str, what: str) -> Any:
+    """Import a Python file once per process, under a name derived from its path."""
+    if not path.is_file():
+        raise ConfigError(f"{what}={ref!r}: no such file {path}")
+    name = "nvp_plugin_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it executes
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(
+            f"{what}={ref!r}: cannot import {path} ({type(exc).__name__}: {exc})"
+        ) from exc
+    return module
 
 
 def plugin_options(cls: type, options: Mapping[str, Any] | None, what: str) -> Any:

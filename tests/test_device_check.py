@@ -73,7 +73,6 @@ def test_device_check_quick_on_cpu_without_the_missing_packages(a2e_dataset, tmp
     # the blocker was in force: the GPU tests ran without those packages too
     assert res["tests"]["passed"] == 5 and res["tests"]["failed"] == 0, res["tests"]
     assert not [k for k in res["notes"] if "channels_last" not in k], res["notes"]
-    assert res["seconds"] < 120
     variants = {(r["conv"], r["variant"]) for r in res["render"]}
     assert {("dilated", "fp32"), ("dilated", "bf16"), ("strided", "bf16+channels_last")} <= variants
     assert all(r["steps_s"] > 0 for r in res["render"])

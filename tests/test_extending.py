@@ -147,13 +147,19 @@ def test_extractor_and_network_end_to_end(plugins, talking_head, speech_wav, tmp
     ckpt = torch.load(render / "checkpoints" / "last.ckpt", weights_only=False)
     assert any(k.startswith("renderer.net.0.") for k in ckpt["state_dict"])  # the plugin net
     target = run_stage(
-        "make-target", out=tmp_path / "T", store=store, a2e=a2e, renderer=render,
-        mapping=None, name=None,
-    )  # fmt: skip
+        "make-target",
+        out=tmp_path / "T",
+        store=store,
+        a2e=a2e,
+        renderer=render,
+    )
     res, tgt = run_stage(
-        "reenact", overrides={"min_speech_seconds": 0}, target=target, audio=speech_wav,
+        "reenact",
+        overrides={"min_speech_seconds": 0},
+        target=target,
+        audio=speech_wav,
         out=tmp_path / "say.mp4",
-    )  # fmt: skip
+    )
     assert res.n_frames > 10 and type(tgt.renderer.renderer).__name__ == "TwoLayerNet"
     report = run_stage("evaluate", target=target, out=tmp_path / "report")
     assert report["frames"] > 0 and np.isfinite(report["metrics"]["audio"]["psnr"])

@@ -163,8 +163,6 @@ def trained(corpus, store, device, tmp_path_factory) -> dict[str, Path]:
         store=store.path,
         a2e=a2e,
         renderer=render,
-        mapping=None,
-        name=None,
     )
     return {"a2e": a2e, "render": render, "target": target}
 

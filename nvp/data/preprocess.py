@@ -235,14 +235,23 @@ def preprocess_video(
     *,
     position: int = 0,
 ) -> VideoResult:
-    """Build (or skip, or resume) the store ``dataset/name.zarr`` for one video.
+    """Build (or skip, or resume) the store ``dataset/name.zarr`` for one video, holding the
+    store's writer lock (:func:`~nvp.data.store.store_lock`) throughout.
 
     Raises:
         InputError: the video cannot be used (with the file and the reason); no finished store
-            is left behind.
+            is left behind. Also when ``cfg.lock_timeout`` runs out while another process
+            writes the store (the message names it).
     """
-    from nvp.audio import feature_signature
-    from nvp.io import probe, resampled_frame_count
+    with store_lock(dataset / f"{name}{STORE_SUFFIX}", cfg.lock_timeout):
+        return _preprocess_locked(src, name, dataset, cfg, model, position)
+
+
+def _preprocess_locked(
+    src: Path, name: str, dataset: Path, cfg: PreprocessConfig, model: FaceModel, position: int
+) -> VideoResult:
+    from nvp.audio import extract_windows, feature_signature
+    from nvp.io import iter_frames, load_audio, probe, resampled_frame_count
 
     t_start = time.perf_counter()
     info = probe(src)
@@ -272,42 +281,6 @@ def preprocess_video(
     )
     input_key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     final = dataset / f"{name}{STORE_SUFFIX}"
-    with store_lock(final, cfg.lock_timeout):
-        return _build_store(
-            src,
-            name,
-            final,
-            input_key,
-            source_hash,
-            feat_sig,
-            info,
-            n,
-            cfg,
-            model,
-            position=position,
-            t_start=t_start,
-        )
-
-
-def _build_store(
-    src: Path,
-    name: str,
-    final: Path,
-    input_key: str,
-    source_hash: str,
-    feat_sig: dict,
-    info: Any,
-    n: int,
-    cfg: PreprocessConfig,
-    model: FaceModel,
-    *,
-    position: int,
-    t_start: float,
-) -> VideoResult:
-    """The body of :func:`preprocess_video`, run while holding the store's writer lock."""
-    from nvp.audio import extract_windows
-    from nvp.io import iter_frames, load_audio
-
     if final.exists():
         try:
             old = SequenceStore(final)

@@ -444,7 +444,7 @@ def reenact(
     """
     from nvp.io.audio import iter_audio
     from nvp.io.files import check_output_file
-    from nvp.io.video import OUTPUT_SUFFIXES, write_video
+    from nvp.io.video import OUTPUT_SUFFIXES
 
     check_output_file(out, OUTPUT_SUFFIXES, "video")
     t_start = time.perf_counter()
@@ -461,43 +461,13 @@ def reenact(
             "feature window",
             path=audio,
         )
-    frames_idx = target_frames(target.store, cfg.frames)
-    fr = FrameRenderer(target)
-    reader = source_reader(target.store) if cfg.output == "full" else None
-    crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
-    upscale = None
-    if reader is not None:
-        upscale, side = face_upscale(target.store, frames_idx)
-        if upscale > UPSCALE_WARNING:
-            log.warning(
-                "--output full: the face is rendered at %d x %d px and scaled up %.1fx to its "
-                "%d-px square in the source video, so it looks softer than the frame around "
-                "it. For a face at the source's resolution, preprocess the clip with "
-                "crop.size=%d and train the renderer on that store.",
-                target.size,
-                target.size,
-                upscale,
-                round(upscale * target.size),
-                side,
-            )
     chunks = iter_audio(audio, SAMPLE_RATE, cfg.chunk_seconds)
     expressions = stream_expressions(target, chunks, n, cfg, timer, acfg)
-    frames = render_frames(target, expressions, n, cfg, timer, frames_idx, fr, reader, crops)
-    t_enc = time.perf_counter()
-    path = write_video(
-        out,
-        frames,
-        fps,
-        audio=iter_audio(audio, chk.sample_rate, cfg.chunk_seconds),
-        sample_rate=chk.sample_rate,
-        crf=cfg.crf,
+    muxed = iter_audio(audio, chk.sample_rate, cfg.chunk_seconds)
+    path, upscale = _write_reenactment(
+        target, expressions, n, out, cfg, timer, muxed, chk.sample_rate
     )
-    write_s = time.perf_counter() - t_enc
-    if reader is not None:
-        reader.close()
     secs = dict(timer.seconds)
-    inner = sum(secs.get(k, 0.0) for k in ("features", "a2e", "raster", "render", "compose"))
-    secs["encode"] = max(0.0, write_s - inner)
     secs["total"] = time.perf_counter() - t_start
     return ReenactResult(Path(path), n, fps, chk.duration_s, chk.speech_s, secs, upscale)
 
@@ -524,7 +494,7 @@ def reenact_features(
         sample_rate: of ``audio``, Hz.
     """
     from nvp.io.files import check_output_file
-    from nvp.io.video import OUTPUT_SUFFIXES, write_video
+    from nvp.io.video import OUTPUT_SUFFIXES
 
     check_output_file(out, OUTPUT_SUFFIXES, "video")
     t_start = time.perf_counter()
@@ -532,23 +502,61 @@ def reenact_features(
     n = len(windows)
     with timer("a2e"):
         expr = smooth_expressions(target.expressions(np.asarray(windows)), cfg.smooth_sigma)
-    frames_idx = target_frames(target.store, cfg.frames)
-    reader = source_reader(target.store) if cfg.output == "full" else None
-    crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
-    fr = FrameRenderer(target)
-    frames = render_frames(target, [(0, expr)], n, cfg, timer, frames_idx, fr, reader, crops)
-    t_enc = time.perf_counter()
-    path = write_video(out, frames, target.fps, audio=audio, sample_rate=sample_rate, crf=cfg.crf)
-    write_s = time.perf_counter() - t_enc
-    if reader is not None:
-        reader.close()
+    path, upscale = _write_reenactment(target, [(0, expr)], n, out, cfg, timer, audio, sample_rate)
     secs = dict(timer.seconds)
-    secs["encode"] = max(
-        0.0, write_s - sum(secs.get(k, 0.0) for k in ("raster", "render", "compose"))
-    )
     secs["total"] = time.perf_counter() - t_start
     dur = n / target.fps
-    return ReenactResult(Path(path), n, target.fps, dur, dur, secs, None)
+    return ReenactResult(Path(path), n, target.fps, dur, dur, secs, upscale)
+
+
+def _write_reenactment(
+    target: Target,
+    expressions: Iterable[tuple[int, np.ndarray]],
+    n: int,
+    out: str | Path,
+    cfg: ReenactConfig,
+    timer: Timer,
+    audio: np.ndarray | Iterable[np.ndarray] | None,
+    sample_rate: int,
+) -> tuple[Path, float | None]:
+    """Render ``n`` frames from the expression chunks and encode them with ``audio`` into
+    ``out`` (the part :func:`reenact` and :func:`reenact_features` share). The encoder's own
+    time goes to ``timer`` as ``encode``. Returns the path and, for full-frame output, the
+    face's upscale factor (warned about above :data:`UPSCALE_WARNING`)."""
+    from nvp.io.video import write_video
+
+    frames_idx = target_frames(target.store, cfg.frames)
+    reader = source_reader(target.store) if cfg.output == "full" else None  # fails early
+    crops = np.asarray(target.store["crop"][...], np.float32) if reader is not None else None
+    upscale = None
+    if reader is not None:
+        upscale, side = face_upscale(target.store, frames_idx)
+        if upscale > UPSCALE_WARNING:
+            log.warning(
+                "--output full: the face is rendered at %d x %d px and scaled up %.1fx to its "
+                "%d-px square in the source video, so it looks softer than the frame around "
+                "it. For a face at the source's resolution, preprocess the clip with "
+                "crop.size=%d and train the renderer on that store.",
+                target.size,
+                target.size,
+                upscale,
+                round(upscale * target.size),
+                side,
+            )
+    fr = FrameRenderer(target)
+    frames = render_frames(target, expressions, n, cfg, timer, frames_idx, fr, reader, crops)
+    before = sum(timer.seconds.values())
+    t0 = time.perf_counter()
+    try:
+        path = write_video(
+            out, frames, target.fps, audio=audio, sample_rate=sample_rate, crf=cfg.crf
+        )
+    finally:
+        if reader is not None:
+            reader.close()
+    inner = sum(timer.seconds.values()) - before  # features, A2E, raster, render, compose
+    timer.seconds["encode"] += max(0.0, time.perf_counter() - t0 - inner)
+    return Path(path), upscale
 
 
 def render_frames(
