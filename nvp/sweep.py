@@ -27,7 +27,6 @@ import contextlib
 import csv
 import datetime as _dt
 import gc
-import importlib
 import io
 import json
 import math
@@ -52,17 +51,14 @@ from omegaconf import OmegaConf
 from nvp.config import atomic_write_text, load, to_object
 from nvp.errors import ConfigError, InputError, NvpError
 from nvp.runs import RunLog
-from nvp.stages import STAGES, TRAINING, run_command
+from nvp.stages import STAGES, TRAINING, Stage, run_command
 from nvp.training import RUN_DIR_ENV, wandb_api_key_configured
 
 #: Environment variable the sweep commands take the dataset (or target store) from.
 DATASET_ENV = "NVP_SWEEP_DATASET"
 
-#: nvp training commands a sweep may run: subcommand -> (schema "module:Class", default YAML),
-#: from the stage table.
-TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
-    s.name: (s.schema, s.default_config) for s in TRAINING.values() if s.schema
-}
+#: nvp training commands a sweep may run: subcommand -> its stage (schema, default YAML).
+TRAIN_COMMANDS: dict[str, Stage] = {s.name: s for s in TRAINING.values()}
 
 #: W&B's command when a sweep gives none.
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
@@ -119,8 +115,7 @@ def train_command(command: Sequence[Any]) -> tuple[int, str] | None:
 
 
 def _schema(name: str):
-    module, cls = TRAIN_COMMANDS[name][0].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return TRAIN_COMMANDS[name].schema_class
 
 
 def _candidate_values(spec: Mapping[str, Any]) -> list[Any]:
@@ -168,7 +163,7 @@ def validate_sweep(
         return None
     name = found[1]
     schema = _schema(name)
-    files = [TRAIN_COMMANDS[name][1], *configs]
+    files = [TRAIN_COMMANDS[name].default_config, *configs]
     base = load(schema, *files, cli=list(overrides))
     missing = object()
     for key, spec in cfg["parameters"].items():

@@ -50,7 +50,7 @@ def test_sweep_file_is_valid(path):
     _, sub = train_command(cmd)
     assert validate_sweep(cfg) == sub
     # Every parameter is a config key of that command: compose it (unknown keys raise).
-    schema, default_yaml = _schema(sub), TRAIN_COMMANDS[sub][1]
+    schema, default_yaml = _schema(sub), TRAIN_COMMANDS[sub].default_config
     for key, spec in cfg["parameters"].items():
         values = spec.get("values") or [spec.get("min"), spec.get("max")]
         for v in values:
